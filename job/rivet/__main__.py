@@ -1,0 +1,5 @@
+import sys
+
+from rivet.cli import main
+
+sys.exit(main())

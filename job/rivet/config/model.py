@@ -1,0 +1,150 @@
+"""Typed, frozen configuration objects. Built only by the loader; passed everywhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Secret:
+    """A credential value that never prints itself (repr/str/format all give `***`)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SourceType(StrEnum):
+    POSTGRES = "postgres"
+    MYSQL = "mysql"
+
+
+class Mode(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    CHUNKED = "chunked"
+    TIME_WINDOW = "time_window"
+
+
+class Format(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+class Compression(StrEnum):
+    ZSTD = "zstd"
+    SNAPPY = "snappy"
+    GZIP = "gzip"
+    LZ4 = "lz4"
+    NONE = "none"
+
+
+class DestinationType(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+    GCS = "gcs"
+    AZURE = "azure"
+    STDOUT = "stdout"
+
+
+class Verify(StrEnum):
+    """How strictly validate checks parts: `size` accepts size-only evidence, `content` demands a checksum."""
+
+    SIZE = "size"
+    CONTENT = "content"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    batch_size: int = 50_000
+    statement_timeout_s: int = 300
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    type: SourceType
+    url: Secret  # full connection URL, credentials included: never log it, use redact_url()
+    tuning: Tuning = field(default_factory=Tuning)
+
+
+@dataclass(frozen=True)
+class DestinationConfig:
+    """Fields per type follow the destination guide; credentials are env var *names*, read when opened."""
+
+    type: DestinationType
+    path: str | None = None  # local
+    bucket: str | None = None  # s3, gcs
+    prefix: str = ""  # s3, gcs, azure
+    region: str | None = None  # s3
+    endpoint: str | None = None  # s3, gcs, azure
+    access_key_env: str | None = None  # s3
+    secret_key_env: str | None = None  # s3
+    session_token_env: str | None = None  # s3
+    aws_profile: str | None = None  # s3
+    credentials_file: str | None = None  # gcs
+    account_name: str | None = None  # azure
+    container: str | None = None  # azure (0.8 configs spell it `bucket`)
+    account_key_env: str | None = None  # azure
+    sas_token_env: str | None = None  # azure
+    allow_anonymous: bool = False  # azure
+
+    @property
+    def template(self) -> str:
+        """The prefix template to resolve: the local path, or the object-store prefix."""
+        return (self.path or "") if self.type is DestinationType.LOCAL else self.prefix
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    name: str
+    table: str | None
+    query: str | None
+    mode: Mode
+    format: Format
+    compression: Compression
+    destination: DestinationConfig
+    chunk_column: str | None = None
+    chunk_size: int | None = None
+    chunk_count: int | None = None
+    parallel: int = 1
+    cursor_column: str | None = None
+    time_column: str | None = None
+    days_window: int | None = None
+    verify: Verify = Verify.SIZE
+
+    @property
+    def effective_compression(self) -> Compression:
+        """CSV is written uncompressed and reports `none` (contract section 2)."""
+        return Compression.NONE if self.format is Format.CSV else self.compression
+
+
+@dataclass(frozen=True)
+class RivetConfig:
+    source: SourceConfig
+    exports: tuple[ExportConfig, ...]
+    state_path: str = ".rivet/state.db"
+
+    def export(self, name: str) -> ExportConfig:
+        for exp in self.exports:
+            if exp.name == name:
+                return exp
+        from rivet.errors import ConfigError
+
+        known = ", ".join(e.name for e in self.exports)
+        raise ConfigError("exports", f"no export named {name!r}", f"known exports: {known}")

@@ -1,0 +1,1 @@
+"""The output contract's pure core: fingerprints, prefixes, plans, manifests, resume decisions."""

@@ -1,0 +1,1 @@
+"""Where parts, manifests and markers are stored: local disk, S3, GCS, Azure Blob, stdout."""

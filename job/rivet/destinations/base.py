@@ -1,0 +1,71 @@
+"""The one interface every destination implements; the contract code only ever talks to this.
+
+Keys are relative to the resolved prefix (`part-000001.parquet`, `manifest.json`,
+`_quarantine/<run_id>/part-000001.parquet`) and always use `/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or HEAD says about one stored object."""
+
+    key: str
+    size: int
+    # base64 of the raw MD5 of the object's bytes when the store gives a comparable one
+    # (S3 ETag of a single-part object, GCS md5Hash, Azure Content-MD5, local: None).
+    md5: str | None = None
+
+
+class PartUpload(Protocol):
+    """A streaming write of one object that appears only on `commit` (M1, M7).
+
+    Memory stays bounded by the upload's buffer (multipart part / block / resumable chunk size).
+    """
+
+    def write(self, data: bytes) -> int: ...
+
+    def commit(self, content_md5: bytes | None = None) -> None:
+        """Make the object visible at its key with exactly the bytes written.
+
+        `content_md5` is the raw MD5 digest the caller computed while writing: stores that keep
+        or verify an MD5 (S3 single PUT, GCS, Azure Content-MD5) get it, so no one re-reads bytes.
+        """
+
+    def abort(self) -> None:
+        """Discard everything written; nothing is left at the key or as a stray upload."""
+
+
+class Destination(Protocol):
+    kind: str  # "local" | "s3" | "gcs" | "azure" | "stdout"
+
+    def uri(self) -> str:
+        """The resolved prefix as a URI (`file:///...`, `s3://b/p/`, `gs://b/p/`, `az://c/p/`), no secrets."""
+
+    def check(self) -> None:
+        """Fail fast with a DestinationError naming the bucket/container/path if it is unusable."""
+
+    def open_part(self, key: str) -> PartUpload:
+        """Start a streaming upload to `key` (replaces any existing object on commit)."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Atomic single write (manifest.json, _SUCCESS): readers see the old or the whole new object."""
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None if it does not exist."""
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and checksum of one object, or None if it does not exist."""
+
+    def list(self) -> list[ObjectInfo]:
+        """Every object under the prefix (recursively), keys relative to it."""
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Server-side copy, byte for byte (quarantine is copy then delete)."""
+
+    def delete(self, key: str) -> None:
+        """Remove one object; deleting a missing object is not an error."""
