@@ -1,0 +1,253 @@
+"""The `rivet` command line: JSON for scripts on stdout, progress and logs on stderr, exit 0/1/2."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rivet import __version__
+from rivet.config import ExportConfig, RivetConfig, load_config
+from rivet.config.model import DestinationType
+from rivet.contract.manifest import CommitRecord
+from rivet.errors import RivetError, UsageError
+from rivet.log import add_secret, log, scrub
+
+TERMINATION_LIMIT = 4096
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r}: use YYYY-MM-DD") from None
+
+
+def _param(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"invalid --param {text!r}: use key=value")
+    k, v = text.split("=", 1)
+    return k, v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rivet", description="Export PostgreSQL/MySQL tables to Parquet/CSV under a verifiable contract.")
+    p.add_argument("--version", action="version", version=f"rivet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp: argparse.ArgumentParser, export_required: bool = False) -> None:
+        sp.add_argument("-c", "--config", required=True, help="path to rivet.yaml")
+        sp.add_argument("-e", "--export", action="append", required=export_required, help="export name (repeatable)")
+        sp.add_argument("--param", action="append", type=_param, default=[], help="fill ${key} in the config")
+        sp.add_argument("--date", type=_date, help="the run date for {date} (YYYY-MM-DD, default today UTC)")
+        sp.add_argument("--termination-log", help="also write the final JSON here (Kubernetes termination message)")
+
+    run = sub.add_parser("run", help="run exports locally (parallel chunks in-process)")
+    common(run)
+    run.add_argument("--resume", action="store_true", help="resume the export's last unfinished run")
+    run.add_argument("--force", action="store_true", help="replace a certified prefix (withdraws _SUCCESS first)")
+    run.add_argument("--run-id", help="run id to create or resume")
+    run.add_argument("--state", help="SQLite state file (default: state.path in the config)")
+
+    plan = sub.add_parser("plan", help="key bounds, row estimate, chunk plan and its fingerprint (JSON)")
+    common(plan, export_required=True)
+    plan.add_argument("--run-id", required=True)
+    plan.add_argument("--format", choices=["json", "pretty"], default="json")
+
+    chunk = sub.add_parser("chunk", help="export one chunk to its part key and print its commit record")
+    common(chunk, export_required=True)
+    chunk.add_argument("--run-id", required=True)
+    chunk.add_argument("--chunk", type=int, required=True, help="1-based chunk index")
+    chunk.add_argument("--lo", type=int, help="inclusive lower key of the chunk (chunked mode)")
+    chunk.add_argument("--hi", type=int, help="inclusive upper key of the chunk (chunked mode)")
+    chunk.add_argument("--committed", help="the ledger's commit record for this chunk (JSON), if any")
+    chunk.add_argument("--cursor", help="incremental mode: the cursor value to start after (JSON)")
+
+    fin = sub.add_parser("finalize", help="verify the ledger's parts, write manifest.json then _SUCCESS")
+    common(fin, export_required=True)
+    fin.add_argument("--run-id", required=True)
+    fin.add_argument("--ledger", required=True, help="commit records (JSON lines or a JSON list)")
+    fin.add_argument("--started-at", help="RFC 3339 start time of the run")
+    fin.add_argument("--expect-chunks", type=int, help="refuse unless the ledger covers chunks 1..N")
+    fin.add_argument("--force", action="store_true", help="replace a certified prefix")
+    return p
+
+
+def _load(args: argparse.Namespace, need_source: bool = True) -> RivetConfig:
+    cfg = load_config(args.config, params=dict(args.param), need_source=need_source)
+    add_secret(cfg.source.url.reveal())
+    for _, value in args.param:
+        add_secret(value)
+    return cfg
+
+
+def _selected(cfg: RivetConfig, args: argparse.Namespace) -> list[ExportConfig]:
+    return [cfg.export(n) for n in args.export] if args.export else list(cfg.exports)
+
+
+def _one(cfg: RivetConfig, args: argparse.Namespace) -> ExportConfig:
+    if len(args.export) != 1:
+        raise UsageError(f"rivet {args.command} takes exactly one -e/--export")
+    return cfg.export(args.export[0])
+
+
+def _emit(obj: dict[str, Any], args: argparse.Namespace, stream: Any = None) -> None:
+    text = scrub(json.dumps(obj, default=str, separators=(",", ":")))
+    print(text, file=stream or sys.stdout, flush=True)
+    if getattr(args, "termination_log", None):
+        _write_termination(args.termination_log, text)
+
+
+def _write_termination(path: str, text: str) -> None:
+    """Kubernetes keeps at most 4 KiB of the termination message: trim rather than lose the record."""
+    if len(text.encode()) > TERMINATION_LIMIT:
+        obj = json.loads(text)
+        for key in ("quarantined", "key_range", "error"):
+            if key in obj and len(text.encode()) > TERMINATION_LIMIT:
+                obj[key] = str(obj[key])[:512]
+                text = json.dumps(obj, separators=(",", ":"))
+        text = text[: TERMINATION_LIMIT - 1]
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        log("termination_log_failed", level="warning", path=path, error=exc.strerror)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rivet.runner import RunOptions, run_export
+    from rivet.state import StateStore
+    from rivet.streaming import stream_to_stdout
+
+    cfg = _load(args)
+    exports = _selected(cfg, args)
+    opts = RunOptions(resume=args.resume, force=args.force, date=args.date, run_id=args.run_id)
+    streaming = [e for e in exports if e.destination.type is DestinationType.STDOUT]
+    if streaming and len(exports) > 1:
+        raise UsageError("a stdout export must run alone: select it with -e")
+    if streaming:
+        summary = stream_to_stdout(cfg, streaming[0], opts)
+        _emit({"exports": [summary], **_resources()}, args, stream=sys.stderr)
+        return 0
+    state = StateStore(args.state or cfg.state_path)
+    summaries: list[dict[str, Any]] = []
+    code = 0
+    try:
+        for exp in exports:
+            try:
+                summaries.append(run_export(cfg, exp, opts, state).to_dict())
+            except RivetError as exc:
+                log("export_failed", level="error", export=exp.name, error=exc.message)
+                summaries.append({"export_name": exp.name, "status": "failed", "error": exc.message})
+                code = 1
+    finally:
+        state.close()
+    result = {"exports": summaries, **_resources()}
+    _emit(result, args)
+    for s in summaries:
+        if s.get("status") == "success":
+            print(
+                f"rivet: {s['export_name']}: {s['rows']:,} rows, {s['parts']} parts, {s['bytes']:,} bytes in"
+                f" {s['duration_s']:.1f}s ({s['rows_per_s']:,} rows/s), peak RSS {result['peak_rss_mb']} MB"
+                f" -> {s['resolved_prefix']}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"rivet: error: {s['export_name']}: {s.get('error')}", file=sys.stderr)
+    return code
+
+
+def _resources() -> dict[str, Any]:
+    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rivet.jobs import plan_command
+
+    cfg = _load(args)
+    out = plan_command(cfg, _one(cfg, args), args.run_id, args.date or dt.datetime.now(dt.UTC).date())
+    if args.format == "pretty":
+        for k, v in out.items():
+            print(f"{k:>26}: {v}")
+        if args.termination_log:
+            _write_termination(args.termination_log, json.dumps(out, default=str))
+    else:
+        _emit(out, args)
+    return 0
+
+
+def cmd_chunk(args: argparse.Namespace) -> int:
+    from rivet.jobs import chunk_command
+
+    cfg = _load(args)
+    committed = CommitRecord.from_dict(_json_arg(args.committed, "--committed")) if args.committed else None
+    cursor = _json_arg(args.cursor, "--cursor") if args.cursor else None
+    out = chunk_command(
+        cfg, _one(cfg, args), args.run_id, args.date or dt.datetime.now(dt.UTC).date(),
+        args.chunk, args.lo, args.hi, committed, cursor,
+    )  # fmt: skip
+    _emit(out, args)
+    return 0
+
+
+def cmd_finalize(args: argparse.Namespace) -> int:
+    from rivet.jobs import finalize_command, read_ledger
+
+    cfg = _load(args)
+    out = finalize_command(
+        cfg, _one(cfg, args), args.run_id, args.date or dt.datetime.now(dt.UTC).date(),
+        read_ledger(args.ledger), args.started_at, args.expect_chunks, args.force,
+    )  # fmt: skip
+    _emit(out, args)
+    return 0
+
+
+def _json_arg(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise UsageError(f"{name} must be JSON") from None
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "plan": cmd_plan,
+    "chunk": cmd_chunk,
+    "finalize": cmd_finalize,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        started = time.monotonic()
+        code = COMMANDS[args.command](args)
+        log("command_done", command=args.command, exit=code, seconds=round(time.monotonic() - started, 3))
+        return code
+    except RivetError as exc:
+        message = scrub(exc.message)
+        print(f"rivet: error: {message}", file=sys.stderr)
+        if args is not None and args.command in ("plan", "chunk", "finalize"):
+            reason = getattr(exc, "reason", None)
+            error = {"kind": exc.kind, "permanent": exc.permanent, "message": message, "reason": reason}
+            _emit({"ok": False, "error": error}, args)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rivet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Export one part: stream source batches through a format writer into a destination upload.
+
+The upload is opened lazily at the first non-empty batch, so an empty chunk writes nothing, and any
+failure aborts the upload, so no part appears without all its bytes (M1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rivet.config.model import Compression, Format
+from rivet.contract.manifest import QUARANTINE_DIR, quarantine_key
+from rivet.destinations.base import Destination, PartUpload
+from rivet.formats.sink import DigestSink
+from rivet.formats.writer import PartWriter, open_writer
+from rivet.log import log
+from rivet.sources.base import Source
+
+
+@dataclass(frozen=True)
+class PartResult:
+    rows: int
+    size_bytes: int
+    content_fingerprint: str
+    content_md5: str
+    max_cursor: Any = None
+
+
+def export_part(
+    source: Source,
+    sql: str,
+    schema: pa.Schema,
+    dest: Destination,
+    key: str,
+    fmt: Format,
+    compression: Compression,
+    batch_size: int,
+    on_rows: Callable[[int], None] = lambda n: None,
+    cursor_column: str | None = None,
+) -> PartResult | None:
+    """Write the rows of `sql` to `key`; None when there were no rows (nothing written)."""
+    upload: PartUpload | None = None
+    sink: DigestSink | None = None
+    writer: PartWriter | None = None
+    max_cursor: Any = None
+    try:
+        for batch in source.stream(sql, schema, batch_size):
+            if batch.num_rows == 0:
+                continue
+            if upload is None:
+                upload = dest.open_part(key)
+                sink = DigestSink(upload)
+                writer = open_writer(fmt, sink, schema, compression)
+            assert writer is not None
+            writer.write_batch(batch)
+            if cursor_column is not None:
+                max_cursor = _max(max_cursor, batch.column(cursor_column))
+            on_rows(batch.num_rows)
+        if upload is None or writer is None or sink is None:
+            return None
+        writer.close()
+        upload.commit(sink.digest.md5_digest)
+    except BaseException:
+        if upload is not None:
+            try:
+                upload.abort()
+            except Exception as exc:  # the original error matters more; the stray upload is logged
+                log("upload_abort_failed", level="warning", key=key, error=str(exc))
+        raise
+    return PartResult(
+        rows=writer.rows,
+        size_bytes=sink.digest.size,
+        content_fingerprint=sink.digest.fingerprint,
+        content_md5=sink.digest.md5_base64,
+        max_cursor=max_cursor,
+    )
+
+
+def _max(current: Any, column: pa.ChunkedArray | pa.Array) -> Any:
+    value = cast(pa.Scalar, pc.max(column)).as_py()
+    if value is None:
+        return current
+    return value if current is None or value > current else current
+
+
+def quarantine(dest: Destination, run_id: str, key: str, existing: set[str]) -> str:
+    """Move the object at `key` to `_quarantine/<run_id>/<key>` (copy, then delete): never lose evidence (M9).
+
+    A second quarantine of the same key in one run gets a numeric suffix instead of overwriting.
+    A failed delete leaves both copies; the next resume moves it again.
+    """
+    target = quarantine_key(run_id, key)
+    n = 1
+    while target in existing:
+        target = f"{quarantine_key(run_id, key)}.{n}"
+        n += 1
+    dest.copy(key, target)
+    existing.add(target)
+    try:
+        dest.delete(key)
+    except Exception as exc:
+        log("quarantine_delete_failed", level="warning", key=key, quarantined_to=target, error=str(exc))
+    log("quarantined", key=key, to=target)
+    return target
+
+
+def is_quarantined(key: str) -> bool:
+    return key.startswith(QUARANTINE_DIR + "/")

@@ -1,0 +1,168 @@
+"""The commands the operator's Jobs run: plan, one chunk, finalize. Each returns a small JSON-able dict.
+
+They share the engine with `rivet run`; the ledger lives in the cluster, so these keep no local state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from rivet.config.model import ExportConfig, Mode, RivetConfig
+from rivet.contract.fingerprint import schema_fingerprint
+from rivet.contract.manifest import CommitRecord, part_key
+from rivet.contract.prefix import resolve_prefix
+from rivet.contract.resume import Decision, decide
+from rivet.destinations.factory import open_destination
+from rivet.errors import ContractError, UsageError
+from rivet.exporter import export_part, quarantine
+from rivet.finalize import run_info, schema_of, utc_now, write_manifest
+from rivet.planning import build_plan, row_estimate
+from rivet.runner import withdraw_or_refuse
+from rivet.sources.factory import open_source
+from rivet.sql import chunk_sql, export_sql
+
+
+def plan_command(cfg: RivetConfig, exp: ExportConfig, run_id: str, run_date: dt.date) -> dict[str, Any]:
+    prefix = resolve_prefix(exp.destination.template, export=exp.name, date=run_date, run_id=run_id)
+    source = open_source(cfg.source)
+    try:
+        plan = build_plan(source, exp)
+        schema = source.describe(export_sql(source.engine, exp, run_date=run_date, cursor=None))
+        estimate = row_estimate(source, exp)
+    finally:
+        source.close()
+    return {
+        "export": exp.name,
+        "run_id": run_id,
+        "resolved_prefix_template": exp.destination.template,
+        "resolved_key_prefix": prefix,
+        "mode": plan.mode,
+        "chunk_column": plan.chunk_column,
+        "lo": plan.lo,
+        "hi": plan.hi,
+        "chunk_size": plan.chunk_size,
+        "chunk_count": plan.chunk_count,
+        "row_estimate": estimate,
+        "plan_fingerprint": plan.fingerprint,
+        "schema_fingerprint": schema_fingerprint(schema),
+    }
+
+
+def chunk_command(
+    cfg: RivetConfig,
+    exp: ExportConfig,
+    run_id: str,
+    run_date: dt.date,
+    index: int,
+    lo: int | None,
+    hi: int | None,
+    committed: CommitRecord | None = None,
+    cursor: Any = None,
+) -> dict[str, Any]:
+    """Export chunk `index` to its part key, applying the resume decision for that key first."""
+    if exp.mode is Mode.CHUNKED and (lo is None or hi is None):
+        raise UsageError("chunked exports need --lo and --hi for the chunk's key range")
+    prefix = resolve_prefix(exp.destination.template, export=exp.name, date=run_date, run_id=run_id)
+    dest = open_destination(exp.destination, prefix)
+    key = part_key(index, exp.format.value)
+    decision = decide(committed, dest.head(key))
+    out: dict[str, Any] = {"decision": decision.value, "resolved_prefix": dest.uri()}
+    if decision is Decision.SKIP and committed is not None:
+        return {**committed.to_dict(), **out}
+    if decision is Decision.QUARANTINE_EXPORT:
+        existing = {o.key for o in dest.list() if o.key.startswith("_quarantine/")}
+        out["quarantined"] = quarantine(dest, run_id, key, existing)
+    source = open_source(cfg.source)
+    try:
+        base = export_sql(source.engine, exp, run_date=run_date, cursor=cursor)
+        sql = (
+            chunk_sql(source.engine, exp, lo, hi)
+            if exp.mode is Mode.CHUNKED and lo is not None and hi is not None
+            else base
+        )
+        schema = source.describe(sql)
+        result = export_part(
+            source, sql, schema, dest, key, exp.format, exp.effective_compression, cfg.source.tuning.batch_size,
+            cursor_column=exp.cursor_column if exp.mode is Mode.INCREMENTAL else None,
+        )  # fmt: skip
+    finally:
+        source.close()
+    record = CommitRecord(
+        chunk=index,
+        key=key if result else None,
+        rows=result.rows if result else 0,
+        size_bytes=result.size_bytes if result else 0,
+        content_fingerprint=result.content_fingerprint if result else "",
+        content_md5=result.content_md5 if result else "",
+        schema_fingerprint=schema_fingerprint(schema),
+        key_range=[lo, hi] if lo is not None and hi is not None else None,
+        max_cursor=result.max_cursor if result else None,
+    )
+    return {**record.to_dict(), **out}
+
+
+def read_ledger(path: str) -> list[CommitRecord]:
+    """A ledger file: JSON lines of commit records, or a JSON list, or {"records": [...]}."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read ledger {path}: {exc.strerror}") from None
+    try:
+        stripped = text.strip()
+        if stripped.startswith("[") or stripped.startswith('{"records"'):
+            data = json.loads(stripped)
+            items = data["records"] if isinstance(data, dict) else data
+        else:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [CommitRecord.from_dict(item) for item in items]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"ledger {path} is not valid commit-record JSON: {exc}") from None
+
+
+def finalize_command(
+    cfg: RivetConfig,
+    exp: ExportConfig,
+    run_id: str,
+    run_date: dt.date,
+    records: list[CommitRecord],
+    started_at: str | None,
+    expected_chunks: int | None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Verify the ledger's parts in the store, then write manifest.json and `_SUCCESS`."""
+    if expected_chunks is not None:
+        seen = {r.chunk for r in records}
+        missing = sorted(set(range(1, expected_chunks + 1)) - seen)
+        if missing:
+            raise ContractError(
+                f"ledger lacks {len(missing)} of {expected_chunks} chunks (first: {missing[:5]});"
+                " every chunk must be committed before finalize",
+                reason="LedgerIncomplete",
+            )
+    prefix = resolve_prefix(exp.destination.template, export=exp.name, date=run_date, run_id=run_id)
+    dest = open_destination(exp.destination, prefix)
+    withdraw_or_refuse(dest, force, dest.uri())
+    schema_fp = schema_of(records, "")
+    if not schema_fp:
+        source = open_source(cfg.source)  # no parts at all: the schema comes from the source
+        try:
+            schema_fp = schema_fingerprint(
+                source.describe(export_sql(source.engine, exp, run_date=run_date, cursor=None))
+            )
+        finally:
+            source.close()
+    info = run_info(exp, cfg.source.type, dest, run_id, started_at or utc_now(), "success")
+    fp, body = write_manifest(dest, info, records, schema_fp, certify=True)
+    parts = [r for r in records if r.key is not None]
+    return {
+        "run_id": run_id,
+        "resolved_prefix": dest.uri(),
+        "manifest_fingerprint": fp,
+        "success": body,
+        "part_count": len(parts),
+        "row_count": sum(r.rows for r in parts),
+        "bytes": sum(r.size_bytes for r in parts),
+    }

@@ -1,0 +1,48 @@
+"""Structured logs on stderr: one `key=value` line per event (or JSON with RIVET_LOG_FORMAT=json).
+
+Every value passes through redaction; callers register secret values with `add_secret`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+from rivet.redact import redact_text
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def add_secret(value: str | None) -> None:
+    if value:
+        _secrets.add(value)
+
+
+def secrets() -> tuple[str, ...]:
+    return tuple(_secrets)
+
+
+def scrub(text: str) -> str:
+    return redact_text(text, secrets())
+
+
+def _fmt(value: Any) -> str:
+    text = scrub(str(value))
+    return json.dumps(text) if (not text or any(c in text for c in ' "=\n\t')) else text
+
+
+def log(event: str, level: str = "info", **fields: Any) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    if os.environ.get("RIVET_LOG_FORMAT") == "json":
+        line = json.dumps({"ts": now, "level": level, "event": event, **{k: scrub(str(v)) for k, v in fields.items()}})
+    else:
+        line = " ".join(
+            [f"ts={now}", f"level={level}", f"event={event}"] + [f"{k}={_fmt(v)}" for k, v in fields.items()]
+        )
+    with _lock:
+        print(line, file=sys.stderr, flush=True)
