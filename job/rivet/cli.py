@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -60,11 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="replace a certified prefix (withdraws _SUCCESS first)")
     run.add_argument("--run-id", help="run id to create or resume")
     run.add_argument("--state", help="SQLite state file (default: state.path in the config)")
+    run.add_argument("--validate", action="store_true", help="validate each export's prefix after the run")
+    run.add_argument("--reconcile", action="store_true", help="recount the source per chunk after the run")
+
+    def target(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--run-id", help="fills {run_id} in the prefix template")
+        sp.add_argument("--prefix", help="exact prefix (key prefix, path or URI), bypassing placeholders")
+        sp.add_argument("--format", choices=["json", "pretty"], default="pretty")
+
+    val = sub.add_parser("validate", help="verify manifest, _SUCCESS and every part (no source access)")
+    common(val)
+    target(val)
+
+    rec = sub.add_parser("reconcile", help="COUNT(*) per chunk key range vs recorded rows (never writes)")
+    common(rec, export_required=True)
+    target(rec)
+
+    rep = sub.add_parser("repair", help="plan (dry run) or --execute re-exports of mismatched chunks")
+    common(rep, export_required=True)
+    target(rep)
+    rep.add_argument("--report", help="a reconcile JSON report (default: reconcile now)")
+    rep.add_argument("--execute", action="store_true", help="re-export, then write a new manifest and _SUCCESS")
 
     plan = sub.add_parser("plan", help="key bounds, row estimate, chunk plan and its fingerprint (JSON)")
     common(plan, export_required=True)
     plan.add_argument("--run-id", required=True)
     plan.add_argument("--format", choices=["json", "pretty"], default="json")
+    plan.add_argument("--check-destination", action="store_true", help="check the destination and the M8 gate")
+    plan.add_argument("--force", action="store_true", help="with --check-destination: withdraw _SUCCESS")
 
     chunk = sub.add_parser("chunk", help="export one chunk to its part key and print its commit record")
     common(chunk, export_required=True)
@@ -82,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--started-at", help="RFC 3339 start time of the run")
     fin.add_argument("--expect-chunks", type=int, help="refuse unless the ledger covers chunks 1..N")
     fin.add_argument("--force", action="store_true", help="replace a certified prefix")
+    fin.add_argument("--plan", help="the plan JSON from `rivet plan` (records bounds for reconcile)")
     return p
 
 
@@ -153,7 +179,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 code = 1
     finally:
         state.close()
-    result = {"exports": summaries, **_resources()}
+    result: dict[str, Any] = {"exports": summaries, **_resources()}
+    done = [e for e in exports if any(s["export_name"] == e.name and s["status"] == "success" for s in summaries)]
+    if args.validate and done:
+        checks = []
+        for exp in done:
+            summary = next(s for s in summaries if s["export_name"] == exp.name)
+            ns = argparse.Namespace(date=None, run_id=None, prefix=None)
+            ns.prefix = summary["resolved_prefix"]
+            checks.append(validate_exports(cfg, [exp], ns))
+        result["validation"] = {
+            "exports": [e for c in checks for e in c["exports"]],
+            "errors": [e for c in checks for e in c["errors"]],
+        }
+        code = code or (0 if _validate_ok(result["validation"]) else 1)
+    if args.reconcile and done:
+        reports = []
+        for exp in done:
+            summary = next(s for s in summaries if s["export_name"] == exp.name)
+            ns = argparse.Namespace(date=None, run_id=None, prefix=summary["resolved_prefix"])
+            reports.append(_reconcile_one(cfg, exp, ns))
+        result["reconcile"] = reports
+        code = code or (0 if all(r["mismatch"] == 0 for r in reports) else 1)
     _emit(result, args)
     for s in summaries:
         if s.get("status") == "success":
@@ -176,7 +223,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rivet.jobs import plan_command
 
     cfg = _load(args)
-    out = plan_command(cfg, _one(cfg, args), args.run_id, args.date or dt.datetime.now(dt.UTC).date())
+    run_date = args.date or dt.datetime.now(dt.UTC).date()
+    out = plan_command(cfg, _one(cfg, args), args.run_id, run_date, args.check_destination, args.force)
     if args.format == "pretty":
         for k, v in out.items():
             print(f"{k:>26}: {v}")
@@ -194,9 +242,16 @@ def cmd_chunk(args: argparse.Namespace) -> int:
     committed = CommitRecord.from_dict(_json_arg(args.committed, "--committed")) if args.committed else None
     cursor = _json_arg(args.cursor, "--cursor") if args.cursor else None
     out = chunk_command(
-        cfg, _one(cfg, args), args.run_id, args.date or dt.datetime.now(dt.UTC).date(),
-        args.chunk, args.lo, args.hi, committed, cursor,
-    )  # fmt: skip
+        cfg,
+        _one(cfg, args),
+        args.run_id,
+        args.date or dt.datetime.now(dt.UTC).date(),
+        args.chunk,
+        args.lo,
+        args.hi,
+        committed,
+        cursor,
+    )
     _emit(out, args)
     return 0
 
@@ -206,11 +261,27 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     out = finalize_command(
-        cfg, _one(cfg, args), args.run_id, args.date or dt.datetime.now(dt.UTC).date(),
-        read_ledger(args.ledger), args.started_at, args.expect_chunks, args.force,
-    )  # fmt: skip
+        cfg,
+        _one(cfg, args),
+        args.run_id,
+        args.date or dt.datetime.now(dt.UTC).date(),
+        read_ledger(args.ledger),
+        args.started_at,
+        args.expect_chunks,
+        args.force,
+        _bounds(args.plan),
+    )
     _emit(out, args)
     return 0
+
+
+def _bounds(plan_json: str | None) -> tuple[int | None, int | None]:
+    if not plan_json:
+        return None, None
+    plan = _json_arg(plan_json, "--plan")
+    if not isinstance(plan, dict):
+        raise UsageError("--plan must be the JSON object printed by `rivet plan`")
+    return plan.get("lo"), plan.get("hi")
 
 
 def _json_arg(text: str, name: str) -> Any:
@@ -220,11 +291,136 @@ def _json_arg(text: str, name: str) -> Any:
         raise UsageError(f"{name} must be JSON") from None
 
 
+def validate_exports(cfg: RivetConfig, exports: list[ExportConfig], args: argparse.Namespace) -> dict[str, Any]:
+    from rivet.locate import locate
+    from rivet.validate import verify_prefix
+
+    if args.prefix and len(exports) > 1:
+        raise UsageError("--prefix names one exact prefix: select a single export with -e")
+    result: dict[str, Any] = {"exports": [], "errors": []}
+    for exp in exports:
+        try:
+            dest = locate(exp, args.date, args.run_id, args.prefix)
+            verification = verify_prefix(dest, exp.verify)
+        except RivetError as exc:
+            result["errors"].append({"export_name": exp.name, "message": exc.message})
+            continue
+        result["exports"].append(
+            {"export_name": exp.name, "resolved_prefix": dest.uri(), "verification": verification.to_dict()}
+        )
+    return result
+
+
+def _validate_ok(result: dict[str, Any]) -> bool:
+    return not result["errors"] and all(
+        e["verification"]["passed"] or e["verification"]["legacy_run"] for e in result["exports"]
+    )
+
+
+def _print_validation(result: dict[str, Any]) -> None:
+    for e in result["exports"]:
+        v = e["verification"]
+        verdict = "LEGACY (no manifest, not certified)" if v["legacy_run"] else ("PASSED" if v["passed"] else "FAILED")
+        print(f"{e['export_name']}: {verdict}  {e['resolved_prefix']}")
+        if v["manifest_found"]:
+            print(
+                f"  parts verified {v['parts_verified']} (md5 {v['parts_md5_verified']}), failed {v['parts_failed']};"
+                f" _SUCCESS consistent: {v['success_marker_consistent']};"
+                f" manifest self-consistent: {v['manifest_self_consistent']}"
+            )
+        for f in v["failures"]:
+            detail = ", ".join(f"{k}={val}" for k, val in f.items() if k != "kind")
+            print(f"  - {f['kind']}: {detail}")
+    for err in result["errors"]:
+        print(f"{err['export_name']}: ERROR {err['message']}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = _load(args, need_source=False)
+    result = validate_exports(cfg, _selected(cfg, args), args)
+    if args.format == "json":
+        _emit(result, args)
+    else:
+        _print_validation(result)
+    return 0 if _validate_ok(result) else 1
+
+
+def _reconcile_one(cfg: RivetConfig, exp: ExportConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from rivet.locate import locate
+    from rivet.reconcile import reconcile
+    from rivet.sources.factory import open_source
+
+    dest = locate(exp, args.date, args.run_id, args.prefix)
+    source = open_source(cfg.source)
+    try:
+        return reconcile(source, exp, dest)
+    finally:
+        source.close()
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    report = _reconcile_one(cfg, _one(cfg, args), args)
+    if args.format == "json":
+        _emit(report, args)
+    else:
+        print(
+            f"{report['export_name']}: {report['match']} match, {report['mismatch']} mismatch, "
+            f"{report['unknown']} unknown  {report['resolved_prefix']}"
+        )
+        for c in report["chunks"]:
+            if c["status"] != "match":
+                print(
+                    f"  chunk {c['chunk']} {c['key_range']}: {c['status']} recorded {c['recorded_rows']}"
+                    f" source {c['source_rows']}"
+                )
+        if report.get("note"):
+            print(f"  note: {report['note']}")
+    return 0 if report["mismatch"] == 0 else 1
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from rivet.locate import locate
+    from rivet.repair import execute_repair, repair_plan
+    from rivet.sources.factory import open_source
+
+    cfg = _load(args)
+    exp = _one(cfg, args)
+    if args.report:
+        report = _json_arg(Path(args.report).read_text(encoding="utf-8"), "--report")
+        if report.get("export_name") not in (None, exp.name):
+            raise UsageError(f"--report is for export {report.get('export_name')!r}, not {exp.name!r}")
+    else:
+        report = _reconcile_one(cfg, exp, args)
+    actions = repair_plan(report, exp)
+    out: dict[str, Any] = {"export_name": exp.name, "execute": bool(args.execute), "actions": actions}
+    if args.execute and actions:
+        dest = locate(exp, args.date, args.run_id, args.prefix)
+        source = open_source(cfg.source)
+        try:
+            out.update(execute_repair(cfg, source, exp, dest, actions))
+        finally:
+            source.close()
+    if args.format == "json":
+        _emit(out, args)
+    else:
+        verb = "re-exported" if args.execute else "would re-export (dry run; add --execute)"
+        print(f"{exp.name}: {verb} {len(actions)} chunk(s)")
+        for a in actions:
+            print(f"  chunk {a['chunk']} {a['key_range']} -> {a['key']}")
+        if out.get("success"):
+            print(f"  certified again: _SUCCESS {out['success']}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "plan": cmd_plan,
     "chunk": cmd_chunk,
     "finalize": cmd_finalize,
+    "validate": cmd_validate,
+    "reconcile": cmd_reconcile,
+    "repair": cmd_repair,
 }
 
 
@@ -239,7 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RivetError as exc:
         message = scrub(exc.message)
         print(f"rivet: error: {message}", file=sys.stderr)
-        if args is not None and args.command in ("plan", "chunk", "finalize"):
+        if args is not None and (
+            args.command in ("plan", "chunk", "finalize") or getattr(args, "format", "") == "json"
+        ):
             reason = getattr(exc, "reason", None)
             error = {"kind": exc.kind, "permanent": exc.permanent, "message": message, "reason": reason}
             _emit({"ok": False, "error": error}, args)
@@ -247,6 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rivet: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: one line (traceback with RIVET_DEBUG=1), never secrets
+        if os.environ.get("RIVET_DEBUG"):
+            traceback.print_exc()
+        message = scrub(f"internal error: {type(exc).__name__}: {exc}")
+        print(f"rivet: error: {message} (rerun with RIVET_DEBUG=1 for a traceback)", file=sys.stderr)
+        if args is not None and args.command in ("plan", "chunk", "finalize"):
+            _emit({"ok": False, "error": {"kind": "internal", "permanent": False, "message": message}}, args)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from rivet.contract.manifest import (
     build_manifest,
     success_body,
 )
+from rivet.contract.plan import Plan
 from rivet.contract.resume import matches
 from rivet.destinations.base import Destination
 from rivet.errors import ContractError
@@ -28,8 +29,16 @@ def utc_now() -> str:
 
 
 def run_info(
-    exp: ExportConfig, engine: SourceType, dest: Destination, run_id: str, started_at: str, status: str
+    exp: ExportConfig,
+    engine: SourceType,
+    dest: Destination,
+    run_id: str,
+    started_at: str,
+    status: str,
+    plan: Plan | None = None,
+    run_date: dt.date | None = None,
 ) -> RunInfo:
+    """Manifest header. `plan` and `run_date` are recorded so reconcile can recount chunks later."""
     schema, table = None, None
     if exp.table:
         qualifier, _, name = exp.table.rpartition(".")
@@ -48,6 +57,11 @@ def run_info(
         format=exp.format.value,
         compression=exp.effective_compression.value,
         producer=PRODUCER,
+        extra={
+            "run_date": run_date.isoformat() if run_date else None,
+            "plan": {k: v for k, v in plan.to_dict().items() if k not in ("engine", "relation")} if plan else None,
+            "plan_fingerprint": plan.fingerprint if plan else None,
+        },
     )
 
 

@@ -19,14 +19,28 @@ from rivet.destinations.factory import open_destination
 from rivet.errors import ContractError, UsageError
 from rivet.exporter import export_part, quarantine
 from rivet.finalize import run_info, schema_of, utc_now, write_manifest
-from rivet.planning import build_plan, row_estimate
+from rivet.planning import build_plan, plan_for, row_estimate
 from rivet.runner import withdraw_or_refuse
 from rivet.sources.factory import open_source
 from rivet.sql import chunk_sql, export_sql
 
 
-def plan_command(cfg: RivetConfig, exp: ExportConfig, run_id: str, run_date: dt.date) -> dict[str, Any]:
+def plan_command(
+    cfg: RivetConfig,
+    exp: ExportConfig,
+    run_id: str,
+    run_date: dt.date,
+    check_destination: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Bounds and fingerprints; with `check_destination`, also the M8 gate (refuse or withdraw `_SUCCESS`)."""
     prefix = resolve_prefix(exp.destination.template, export=exp.name, date=run_date, run_id=run_id)
+    resolved_uri = None
+    if check_destination:
+        dest = open_destination(exp.destination, prefix)
+        dest.check()
+        withdraw_or_refuse(dest, force, dest.uri())
+        resolved_uri = dest.uri()
     source = open_source(cfg.source)
     try:
         plan = build_plan(source, exp)
@@ -37,8 +51,7 @@ def plan_command(cfg: RivetConfig, exp: ExportConfig, run_id: str, run_date: dt.
     return {
         "export": exp.name,
         "run_id": run_id,
-        "resolved_prefix_template": exp.destination.template,
-        "resolved_key_prefix": prefix,
+        "resolved_prefix": resolved_uri or prefix,
         "mode": plan.mode,
         "chunk_column": plan.chunk_column,
         "lo": plan.lo,
@@ -85,9 +98,16 @@ def chunk_command(
         )
         schema = source.describe(sql)
         result = export_part(
-            source, sql, schema, dest, key, exp.format, exp.effective_compression, cfg.source.tuning.batch_size,
+            source,
+            sql,
+            schema,
+            dest,
+            key,
+            exp.format,
+            exp.effective_compression,
+            cfg.source.tuning.batch_size,
             cursor_column=exp.cursor_column if exp.mode is Mode.INCREMENTAL else None,
-        )  # fmt: skip
+        )
     finally:
         source.close()
     record = CommitRecord(
@@ -105,9 +125,17 @@ def chunk_command(
 
 
 def read_ledger(path: str) -> list[CommitRecord]:
-    """A ledger file: JSON lines of commit records, or a JSON list, or {"records": [...]}."""
+    """A ledger: a directory of one-record JSON files (the operator's projected ConfigMaps), or a file of
+    JSON lines, a JSON list, or {"records": [...]}."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        try:
+            return [CommitRecord.from_dict(json.loads(f.read_text(encoding="utf-8"))) for f in files]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"ledger directory {path} holds an unreadable record: {exc}") from None
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read ledger {path}: {exc.strerror}") from None
     try:
@@ -131,6 +159,7 @@ def finalize_command(
     started_at: str | None,
     expected_chunks: int | None,
     force: bool = False,
+    bounds: tuple[int | None, int | None] = (None, None),
 ) -> dict[str, Any]:
     """Verify the ledger's parts in the store, then write manifest.json and `_SUCCESS`."""
     if expected_chunks is not None:
@@ -154,7 +183,8 @@ def finalize_command(
             )
         finally:
             source.close()
-    info = run_info(exp, cfg.source.type, dest, run_id, started_at or utc_now(), "success")
+    plan = plan_for(cfg.source.type, exp, *bounds)
+    info = run_info(exp, cfg.source.type, dest, run_id, started_at or utc_now(), "success", plan, run_date)
     fp, body = write_manifest(dest, info, records, schema_fp, certify=True)
     parts = [r for r in records if r.key is not None]
     return {

@@ -173,13 +173,13 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
     except KeyboardInterrupt:
         state.set_run_status(run_id, "interrupted")
         raise
-    except RivetError as exc:
+    except Exception as exc:
         state.set_run_status(run_id, "failed")
-        summary.status, summary.error = "failed", exc.message
+        summary.status, summary.error = "failed", getattr(exc, "message", str(exc))
         raise
     finally:
         pool.close()
-    info = run_info(exp, source.engine, dest, run_id, started_at, status)
+    info = run_info(exp, source.engine, dest, run_id, started_at, status, plan, run_date)
     fp, body = write_manifest(
         dest, info, list(records.values()), schema_of(list(records.values()), schema_fingerprint(schema)), True
     )
@@ -299,10 +299,17 @@ def _export_with_retries(
 
         try:
             result = export_part(
-                pool.get(), sql, schema, dest, key, exp.format, exp.effective_compression,
-                cfg.source.tuning.batch_size, on_rows,
+                pool.get(),
+                sql,
+                schema,
+                dest,
+                key,
+                exp.format,
+                exp.effective_compression,
+                cfg.source.tuning.batch_size,
+                on_rows,
                 cursor_column=exp.cursor_column if exp.mode is Mode.INCREMENTAL else None,
-            )  # fmt: skip
+            )
         except RivetError as exc:
             progress.add_rows(-rows_this_attempt[0])
             state.mark_chunk(run_id, chunk.index, "failed", exc.message)

@@ -56,7 +56,7 @@ _UNIT = {"s": "Second", "ms": "Millisecond", "us": "Microsecond", "ns": "Nanosec
 
 def canonical_type(t: pa.DataType) -> str:
     """The Rivet 0.8 (arrow-rs) spelling of an Arrow type, so both tools fingerprint alike."""
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         return canonical_type(t.storage_type)
     simple = {
         pa.bool_(): "Boolean",

@@ -82,7 +82,7 @@ class CsvPartWriter:
 def csv_text(col: pa.Array) -> pa.Array:
     """One column as text per the spec: exact decimals, ISO-8601 times, hex bytes, JSON arrays."""
     t = col.type
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         if t.extension_name == "arrow.uuid":
             return pa.array([None if v is None else str(v) for v in col.to_pylist()], type=pa.string())
         col, t = cast(pa.ExtensionArray, col).storage, t.storage_type

@@ -1,0 +1,46 @@
+# The few verbs a newcomer needs. `make demo` runs an export end to end; `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-status image demo bench
+
+setup:  ## install apt packages, the Python venv and npm packages (idempotent, cached)
+	bash .ci/setup.sh
+
+lint: setup  ## ruff + mypy --strict
+	$(VENV)/bin/ruff check job operator tests bench
+	$(VENV)/bin/ruff format --check job operator tests bench
+	$(VENV)/bin/mypy
+
+test-unit: setup
+	$(VENV)/bin/pytest tests/unit -q
+
+test-integration: setup  ## engine against real PostgreSQL, MariaDB, SeaweedFS, fake-gcs-server, Azurite
+	$(VENV)/bin/pytest tests/unit tests/integration -q
+
+cluster-up: setup  ## single-node Kubernetes from upstream sources (cached), see tests/cluster
+	bash tests/cluster/cluster.sh up
+
+cluster-down:
+	bash tests/cluster/cluster.sh down
+
+cluster-status:
+	bash tests/cluster/cluster.sh status
+
+image: setup  ## build the one image (rivet CLI + operator) and load it into the cluster
+	bash tests/cluster/image.sh
+
+test-e2e: cluster-up image
+	$(VENV)/bin/pytest tests/e2e -q
+
+test: lint  ## everything: unit, integration, then e2e on the real cluster
+	$(VENV)/bin/pytest tests/unit tests/integration -q
+	$(MAKE) test-e2e
+
+demo: setup  ## a demo export end to end
+	bash tests/demo.sh
+
+bench: setup  ## throughput vs the COPY/--quick floors, side by side
+	$(PY) bench/run.py

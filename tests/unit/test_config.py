@@ -1,0 +1,153 @@
+"""The strict config loader: every error names the field path and the fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from rivet.config import DestinationType, Mode, load_config_text
+from rivet.errors import ConfigError
+
+BASE = """
+source:
+  type: postgres
+  url_env: DB_URL
+exports:
+  - name: orders
+    table: public.orders
+    mode: chunked
+    chunk_column: id
+    chunk_size: 1000
+    parallel: 2
+    destination:
+      type: s3
+      bucket: lake
+      prefix: "exports/{date}/{export}/"
+"""
+ENV = {"DB_URL": "postgresql://u:hunter2@127.0.0.1:5432/db"}
+
+
+def load(text: str, env: dict[str, str] | None = None, **kw: object) -> object:
+    return load_config_text(textwrap.dedent(text), env=env if env is not None else ENV, **kw)  # type: ignore[arg-type]
+
+
+def error(text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(text, env)
+    return str(info.value)
+
+
+def test_valid_config_parses_into_typed_model() -> None:
+    cfg = load(BASE)
+    exp = cfg.exports[0]  # type: ignore[attr-defined]
+    assert exp.mode is Mode.CHUNKED and exp.chunk_size == 1000 and exp.parallel == 2
+    assert exp.destination.type is DestinationType.S3 and exp.destination.bucket == "lake"
+    assert cfg.source.url.reveal() == ENV["DB_URL"]  # type: ignore[attr-defined]
+
+
+def test_secret_never_prints_itself() -> None:
+    cfg = load(BASE)
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.source)  # type: ignore[attr-defined]
+
+
+def test_unknown_key_suggests_the_closest_name() -> None:
+    msg = error(BASE.replace("chunk_size: 1000", "chunk_sise: 1000"))
+    assert msg.startswith("exports[0].chunk_sise: unknown key") and "did you mean `chunk_size`" in msg
+
+
+def test_unknown_destination_key_names_its_path() -> None:
+    msg = error(BASE.replace("bucket: lake", "buckt: lake"))
+    assert "exports[0].destination.buckt" in msg and "bucket" in msg
+
+
+def test_field_valid_only_for_another_destination_type_is_rejected() -> None:
+    msg = error(BASE.replace("bucket: lake", "bucket: lake\n      account_key_env: K"))
+    assert "exports[0].destination.account_key_env" in msg
+
+
+def test_wrong_type_names_the_field_and_value() -> None:
+    msg = error(BASE.replace("chunk_size: 1000", "chunk_size: lots"))
+    assert "exports[0].chunk_size: must be an integer" in msg
+
+
+def test_invalid_enum_suggests_a_value() -> None:
+    msg = error(BASE.replace("mode: chunked", "mode: chunkd"))
+    assert "exports[0].mode: invalid value 'chunkd'" in msg and "chunked" in msg
+
+
+def test_missing_env_var_for_url_is_named() -> None:
+    msg = error(BASE, env={})
+    assert "source.url_env" in msg and "DB_URL" in msg
+
+
+def test_validate_can_load_without_source_secrets() -> None:
+    cfg = load(BASE, env={}, need_source=False)
+    assert cfg.exports[0].name == "orders"  # type: ignore[attr-defined]
+
+
+def test_interpolation_from_params_then_env() -> None:
+    text = BASE.replace("bucket: lake", "bucket: ${BUCKET}")
+    assert load(text, env={**ENV, "BUCKET": "env"}, params={"BUCKET": "param"}).exports[0].destination.bucket == "param"  # type: ignore[attr-defined]
+    msg = error(text)
+    assert "exports[0].destination.bucket" in msg and "${BUCKET} is not set" in msg
+
+
+def test_table_and_query_are_exclusive() -> None:
+    msg = error(BASE.replace("table: public.orders", "table: public.orders\n    query: SELECT 1"))
+    assert "exports[0]: set exactly one of `table` or `query`" in msg
+
+
+def test_chunk_settings_only_with_chunked_mode() -> None:
+    msg = error(BASE.replace("mode: chunked", "mode: full").replace("    parallel: 2\n", ""))
+    assert "exports[0].chunk_column: only applies to mode chunked" in msg
+
+
+def test_unknown_placeholder_is_an_error() -> None:
+    msg = error(BASE.replace("{export}", "{exprot}"))
+    assert "exports[0].destination.prefix: unknown placeholder {exprot}" in msg
+
+
+def test_stdout_with_chunked_mode_is_refused() -> None:
+    text = BASE.replace('type: s3\n      bucket: lake\n      prefix: "exports/{date}/{export}/"', "type: stdout")
+    msg = error(text)
+    assert "exports[0].destination.type: stdout is streaming only" in msg
+
+
+def test_azure_key_and_sas_are_refused_naming_both() -> None:
+    text = BASE.replace(
+        'type: s3\n      bucket: lake\n      prefix: "exports/{date}/{export}/"',
+        "type: azure\n      account_name: acct\n      container: c\n      account_key_env: K\n      sas_token_env: S",
+    )
+    msg = error(text)
+    assert "account_key_env and sas_token_env are mutually exclusive" in msg
+
+
+def test_azure_accepts_the_08_bucket_spelling() -> None:
+    text = BASE.replace(
+        'type: s3\n      bucket: lake\n      prefix: "exports/{date}/{export}/"',
+        "type: azure\n      account_name: acct\n      bucket: c\n      allow_anonymous: true",
+    )
+    assert load(text).exports[0].destination.container == "c"  # type: ignore[attr-defined]
+
+
+def test_csv_with_compression_is_refused() -> None:
+    msg = error(BASE.replace("    parallel: 2\n", "    parallel: 2\n    format: csv\n    compression: zstd\n"))
+    assert "exports[0].compression: applies to parquet only" in msg
+
+
+def test_duplicate_export_names_are_refused() -> None:
+    text = BASE + BASE.split("exports:\n", 1)[1]
+    assert "exports[1].name: duplicate export name 'orders'" in error(text)
+
+
+def test_host_fields_build_a_url_with_the_password_from_env() -> None:
+    text = BASE.replace(
+        "url_env: DB_URL", "host: 127.0.0.1\n  port: 5433\n  user: app\n  database: shop\n  password_env: PW"
+    )
+    cfg = load(text, env={"PW": "p@ss/w"})
+    assert cfg.source.url.reveal() == "postgresql://app:p%40ss%2Fw@127.0.0.1:5433/shop"  # type: ignore[attr-defined]
+
+
+def test_invalid_yaml_reports_line() -> None:
+    assert "line" in error("source: [unclosed")
