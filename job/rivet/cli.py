@@ -133,7 +133,22 @@ def _emit(obj: dict[str, Any], args: argparse.Namespace, stream: Any = None) -> 
     text = scrub(json.dumps(obj, default=str, separators=(",", ":")))
     print(text, file=stream or sys.stdout, flush=True)
     if getattr(args, "termination_log", None):
-        _write_termination(args.termination_log, text)
+        _write_termination(args.termination_log, scrub(json.dumps(_compact(obj), default=str, separators=(",", ":"))))
+
+
+def _compact(obj: dict[str, Any], keep: int = 5) -> dict[str, Any]:
+    """Validation reports can list thousands of failures: the termination message keeps the first few."""
+    if "exports" not in obj or not any("verification" in e for e in obj.get("exports", [])):
+        return obj
+    out = dict(obj)
+    out["exports"] = []
+    for e in obj["exports"]:
+        v = dict(e.get("verification", {}))
+        failures = v.get("failures", [])
+        v["failure_count"] = len(failures)
+        v["failures"] = failures[:keep]
+        out["exports"].append({**e, "verification": v})
+    return out
 
 
 def _write_termination(path: str, text: str) -> None:

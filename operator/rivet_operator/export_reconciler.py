@@ -110,7 +110,7 @@ async def start_run(ctx: Context) -> None:
             "plan": None,
             "resolvedPrefix": None,
             "reason": None,
-            "chunks": {"total": 0, "committed": 0, "running": 0, "failed": 0, "committedRanges": ""},
+            "chunks": progress({}, 0, 0, 0),
             "rowsWritten": 0,
             "bytesWritten": 0,
             "manifest": None,
@@ -217,7 +217,7 @@ async def plan_stage(ctx: Context, gen: int) -> None:
                     "fingerprint": plan.get("plan_fingerprint"),
                     "schemaFingerprint": plan.get("schema_fingerprint"),
                 },
-                "chunks": {"total": total, "committed": 0, "running": 0, "failed": 0, "committedRanges": ""},
+                "chunks": progress({}, total, 0, 0),
             }
         )
         ctx.phase("Running", "Planned", f"run {run_id}: {total} chunks planned", gen)
@@ -247,7 +247,14 @@ def progress(records: dict[int, dict[str, Any]], total: int, running: int, faile
     ranges = format_ranges(sorted(records))
     if len(ranges) > RANGES_LIMIT:
         ranges = ranges[: RANGES_LIMIT - 3].rsplit(",", 1)[0] + ",..."
-    return {"total": total, "committed": len(records), "running": running, "failed": failed, "committedRanges": ranges}
+    return {
+        "total": total,
+        "committed": len(records),
+        "running": running,
+        "failed": failed,
+        "committedRanges": ranges,
+        "progress": f"{len(records)}/{total}",
+    }
 
 
 async def export_stage(ctx: Context, gen: int) -> None:
