@@ -40,7 +40,7 @@ test: lint  ## everything: unit, integration, then e2e on the real cluster
 	$(MAKE) test-e2e
 
 demo: setup  ## a demo export end to end
-	bash tests/demo.sh
+	$(PY) -m tests.demo.demo
 
 bench: setup  ## throughput vs the COPY/--quick floors, side by side
 	$(PY) bench/run.py

@@ -1,0 +1,200 @@
+"""Local file system destination: every publish is temp file + fsync + rename + directory fsync (M7)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from rivet.destinations._common import Md5Tracker, check_key
+from rivet.destinations.base import ObjectInfo
+from rivet.errors import DestinationError
+
+TMP_MARK = ".rivet-tmp-"
+_TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.EIO}
+
+
+def _err(action: str, path: Path | str, exc: OSError) -> DestinationError:
+    reason = exc.strerror or type(exc).__name__
+    return DestinationError(
+        f"local {action} {path} failed: {reason} (check the path and its permissions)",
+        permanent=exc.errno not in _TRANSIENT,
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    """A rename is durable only once its directory entry is flushed."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_for(target: Path) -> Path:
+    return target.parent / f"{TMP_MARK}{uuid.uuid4().hex}-{target.name}"
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+class LocalPartUpload:
+    """Streams into a hidden temp file next to the target, so a crash never leaves a partial part at the key."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._tmp = _temp_for(target)
+        self._md5 = Md5Tracker()
+        self._done = False
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: BinaryIO = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise _err("create", self._tmp, exc) from exc
+
+    def write(self, data: bytes) -> int:
+        if self._done:
+            raise DestinationError(f"local write {self._target}: upload already committed or aborted")
+        try:
+            n = self._fh.write(data)
+        except OSError as exc:
+            self.abort()
+            raise _err("write", self._tmp, exc) from exc
+        self._md5.update(data)
+        return n
+
+    def commit(self, content_md5: bytes | None = None) -> None:
+        if self._done:
+            raise DestinationError(f"local commit {self._target}: upload already committed or aborted")
+        try:
+            self._md5.verify(content_md5, f"local commit {self._target}")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            _publish(self._tmp, self._target)
+        except OSError as exc:
+            self.abort()
+            raise _err("commit", self._target, exc) from exc
+        except DestinationError:
+            self.abort()
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        try:
+            self._tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _err("remove temp file", self._tmp, exc) from exc
+
+
+class LocalDestination:
+    kind = "local"
+
+    def __init__(self, root: str) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def uri(self) -> str:
+        return self.root.as_uri().rstrip("/") + "/"
+
+    def check(self) -> None:
+        """Usable if the directory exists and is readable (validate only reads), or could be created under
+        its nearest existing ancestor. Nothing is created here."""
+        if self.root.is_dir():
+            if not os.access(self.root, os.R_OK | os.X_OK):
+                raise DestinationError(f"local path {self.root} is not readable (fix its permissions)")
+            return
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise DestinationError(f"local path {self.root}: {probe} is not a directory (fix destination.path)")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise DestinationError(f"local path {self.root}: {probe} is not writable (fix its permissions)")
+
+    def open_part(self, key: str) -> LocalPartUpload:
+        return LocalPartUpload(self._path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        upload = LocalPartUpload(self._path(key))
+        upload.write(data)
+        upload.commit()
+
+    def get_bytes(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise _err("read", path, exc) from exc
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise _err("stat", path, exc) from exc
+        return ObjectInfo(key=key, size=st.st_size) if path.is_file() else None
+
+    def list(self) -> list[ObjectInfo]:
+        out: list[ObjectInfo] = []
+
+        def fail(exc: OSError) -> None:
+            raise _err("list", self.root, exc)
+
+        if not self.root.is_dir():
+            return out
+        for dirpath, _dirs, files in os.walk(self.root, onerror=fail):
+            base = Path(dirpath)
+            for name in files:
+                if name.startswith(TMP_MARK):
+                    continue
+                path = base / name
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue  # removed while listing
+                except OSError as exc:
+                    raise _err("stat", path, exc) from exc
+                out.append(ObjectInfo(key=path.relative_to(self.root).as_posix(), size=size))
+        out.sort(key=lambda o: o.key)
+        return out
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        src, dst = self._path(src_key), self._path(dst_key)
+        tmp = _temp_for(dst)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb") as fin, open(tmp, "xb") as fout:
+                shutil.copyfileobj(fin, fout, 1024 * 1024)
+                fout.flush()
+                os.fsync(fout.fileno())
+            _publish(tmp, dst)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _err("copy", f"{src} -> {dst}", exc) from exc
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _err("delete", path, exc) from exc

@@ -1,0 +1,159 @@
+"""E2E plumbing for the operator: servers bound to the address pods reach, and the operator itself.
+
+The operator runs on the host as a `kopf run` subprocess against the cluster's API server (Jobs still
+run in pods, in the cluster). Running it in-cluster from the Helm chart is the chart's own e2e test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Cluster
+from tests.fixtures import databases, objectstores
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def pod_pg(cluster: Cluster) -> Iterator[databases.DbServer]:
+    """PostgreSQL bound to the bridge address: the test seeds it, chunk Jobs read it."""
+    if not cluster.host_address:
+        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
+    server = databases._start_or_skip(lambda: databases.start_postgres(host=cluster.host_address))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_mysql(cluster: Cluster) -> Iterator[databases.DbServer]:
+    if not cluster.host_address:
+        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
+    server = databases._start_or_skip(lambda: databases.start_mariadb(host=cluster.host_address))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_s3(cluster: Cluster) -> Iterator[objectstores.S3Server]:
+    if not cluster.host_address:
+        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
+    server = objectstores._start_or_skip(lambda: objectstores.start_seaweedfs(host=cluster.host_address))
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_azurite(cluster: Cluster) -> Iterator[objectstores.AzuriteServer]:
+    if not cluster.host_address:
+        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
+    server = objectstores._start_or_skip(lambda: objectstores.start_azurite(host=cluster.host_address))
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.process.stop()
+
+
+@dataclass
+class Operator:
+    """A `kopf run` of our handlers; kill() is SIGKILL (a crash), start() brings it back."""
+
+    cluster: Cluster
+    namespace: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.cluster.kubeconfig,
+            "RIVET_IMAGE": self.cluster.image,
+            "RIVET_IMAGE_PULL_POLICY": self.cluster.pull_policy,
+            "RIVET_NAMESPACES": self.namespace,
+            "RIVET_TICK_SECONDS": "1",
+            **self.extra_env,
+        }
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "--standalone",
+                "--namespace",
+                self.namespace,
+                "-m",
+                "rivet_operator.handlers",
+                "--log-format=json",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    op = Operator(cluster, namespace, tmp_path / "operator.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        if os.environ.get("RIVET_E2E_SHOW_OPERATOR_LOG") == "1":
+            print(op.logs()[-20000:])
+
+
+def status(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    obj = cluster.get_json(kind, name, namespace=namespace)
+    return dict(obj.get("status") or {})
+
+
+def wait_phase(
+    cluster: Cluster, namespace: str, kind: str, name: str, phases: tuple[str, ...], timeout: float = 600
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    st: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        st = status(cluster, namespace, kind, name)
+        if st.get("phase") in phases:
+            return st
+        time.sleep(1)
+    raise AssertionError(f"{kind}/{name} never reached {phases}; last status: {st}\n{cluster.describe(namespace)}")
