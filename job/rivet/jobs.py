@@ -129,9 +129,11 @@ def read_ledger(path: str) -> list[CommitRecord]:
     JSON lines, a JSON list, or {"records": [...]}."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        # ConfigMap volumes keep each key as a top-level symlink into a hidden `..<timestamp>/` dir:
+        # read the top level only, or every record would be counted twice.
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
         try:
-            return [CommitRecord.from_dict(json.loads(f.read_text(encoding="utf-8"))) for f in files]
+            return unique_records([CommitRecord.from_dict(json.loads(f.read_text(encoding="utf-8"))) for f in files])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"ledger directory {path} holds an unreadable record: {exc}") from None
     try:
@@ -145,9 +147,20 @@ def read_ledger(path: str) -> list[CommitRecord]:
             items = data["records"] if isinstance(data, dict) else data
         else:
             items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return [CommitRecord.from_dict(item) for item in items]
+        return unique_records([CommitRecord.from_dict(item) for item in items])
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"ledger {path} is not valid commit-record JSON: {exc}") from None
+
+
+def unique_records(records: list[CommitRecord]) -> list[CommitRecord]:
+    """One record per chunk; the same chunk recorded twice with different parts is a broken ledger."""
+    by_chunk: dict[int, CommitRecord] = {}
+    for rec in records:
+        seen = by_chunk.get(rec.chunk)
+        if seen is not None and seen != rec:
+            raise ContractError(f"the ledger holds two different records for chunk {rec.chunk}", reason="LedgerConflict")
+        by_chunk[rec.chunk] = rec
+    return [by_chunk[k] for k in sorted(by_chunk)]
 
 
 def finalize_command(

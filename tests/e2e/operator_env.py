@@ -129,8 +129,16 @@ class Operator:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+@pytest.fixture(scope="session")
+def crds_installed(cluster: Cluster) -> None:
+    """Apply the project's CRDs (as `kubectl apply -f crds/` does for users) and wait until they serve."""
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    for crd in ("rivetexports.rivet.dev", "rivetvalidations.rivet.dev"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
 @pytest.fixture
-def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+def operator(cluster: Cluster, namespace: str, tmp_path: Path, crds_installed: None) -> Iterator[Operator]:
     op = Operator(cluster, namespace, tmp_path / "operator.log")
     op.start()
     try:

@@ -1,0 +1,133 @@
+"""Turn driver exceptions into one-line SourceErrors: retryable or not, and never with credentials.
+
+Drivers rarely give a SQLSTATE for connection failures, and ADBC/ConnectorX messages may echo the URI,
+so classification reads the text and every message is redacted with the password as a known secret.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rivet.errors import SourceError
+from rivet.redact import redact_text
+from rivet.sources.urls import DbUrl
+
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "can't connect",
+    "timeout expired",
+    "timed out waiting",
+    "no route to host",
+    "network is unreachable",
+    "could not translate host name",
+    "name or service not known",
+    "server closed the connection",
+    "connection reset",
+    "connection timed out",
+    "lost connection",
+    "server has gone away",
+    "broken pipe",
+    "temporary failure in name resolution",
+    "could not receive data",
+)
+_AUTH = (
+    "password authentication failed",
+    "access denied for user",
+    "no password supplied",
+    "authentication failed",
+    "no pg_hba.conf entry",
+)
+_TIMEOUT = ("statement timeout", "max_statement_time", "maximum statement execution time")
+# SQLSTATE classes/codes worth a retry: connection, shutdown/cancel, serialization, deadlock, resources.
+_RETRYABLE_SQLSTATE = ("08", "57P", "40001", "40P01", "53")
+_MYSQL_RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013, 1927}
+_MYSQL_AUTH = {1045, 1698}
+_MYSQL_NO_DB = {1049}
+_MYSQL_TIMEOUT = {1969, 3024}
+_CX_ERROR = re.compile(r"ERROR (\d+) \(([0-9A-Z]{5})\): (.*?)(?: \}|$)")
+_PG_NO_DB = re.compile(r'fatal:\s+database ".*" does not exist')
+_PG_ERROR = re.compile(r"(?:ERROR|FATAL):\s+(.*)")
+
+
+def one_line(text: str, url: DbUrl) -> str:
+    """Redacted, whitespace-collapsed, so logs and termination messages stay one line and secret-free."""
+    return redact_text(" ".join(text.split()), url.secrets)
+
+
+def unreachable(engine: str, url: DbUrl, detail: str) -> SourceError:
+    return SourceError(
+        f"{engine} at {url.endpoint} is unreachable ({one_line(detail, url)}): "
+        "check that the server is running and reachable",
+        permanent=False,
+    )
+
+
+def auth_failed(engine: str, url: DbUrl) -> SourceError:
+    return SourceError(
+        f"{engine} at {url.endpoint}: authentication failed for user '{url.user}' "
+        "(check the password in source.url_env / password_env)",
+        permanent=True,
+    )
+
+
+def timed_out(engine: str, url: DbUrl, timeout_s: int, detail: str) -> SourceError:
+    return SourceError(
+        f"{engine}: statement cancelled after tuning.statement_timeout_s={timeout_s}s ({one_line(detail, url)})",
+        permanent=False,
+    )
+
+
+def pg_error(exc: BaseException, url: DbUrl, timeout_s: int, doing: str) -> SourceError:
+    """Classify a psycopg or ADBC PostgreSQL error."""
+    text = str(exc)
+    low = text.lower()
+    sqlstate = str(getattr(exc, "sqlstate", None) or "")
+    if sqlstate in ("28P01", "28000") or any(s in low for s in _AUTH):
+        return auth_failed("postgres", url)
+    if sqlstate == "3D000" or _PG_NO_DB.search(low):
+        return SourceError(f"postgres at {url.endpoint}: database '{url.database}' does not exist")
+    if sqlstate == "57014" or any(s in low for s in _TIMEOUT):
+        return timed_out("postgres", url, timeout_s, _pg_primary(text))
+    if any(s in low for s in _UNREACHABLE):
+        return unreachable("postgres", url, _connect_detail(text))
+    retry = bool(sqlstate) and sqlstate.startswith(_RETRYABLE_SQLSTATE)
+    return SourceError(f"postgres: {doing} failed: {one_line(_pg_primary(text), url)}", permanent=not retry)
+
+
+def mysql_error(exc: BaseException, url: DbUrl, timeout_s: int, doing: str) -> SourceError:
+    """Classify a PyMySQL or ConnectorX MySQL error (ConnectorX wraps the server's in its own text)."""
+    code, message = _mysql_code(exc)
+    low = message.lower()
+    if code in _MYSQL_AUTH or (code is None and "access denied for user" in low):
+        return auth_failed("mysql", url)
+    if code in _MYSQL_NO_DB:
+        return SourceError(f"mysql at {url.endpoint}: database '{url.database}' does not exist")
+    if code in _MYSQL_TIMEOUT or any(s in low for s in _TIMEOUT):
+        return timed_out("mysql", url, timeout_s, message)
+    if code in (2002, 2003) or (code is None and any(s in low for s in _UNREACHABLE)):
+        return unreachable("mysql", url, message)
+    retry = code in _MYSQL_RETRYABLE
+    return SourceError(f"mysql: {doing} failed: {one_line(message, url)}", permanent=not retry)
+
+
+def _mysql_code(exc: BaseException) -> tuple[int | None, str]:
+    args = exc.args
+    if len(args) >= 2 and isinstance(args[0], int):  # PyMySQL: (code, message)
+        return args[0], str(args[1])
+    text = str(exc)
+    match = _CX_ERROR.search(text)
+    if match:
+        return int(match.group(1)), match.group(3)
+    return None, text
+
+
+def _pg_primary(text: str) -> str:
+    """The server's primary message (`ERROR:  ...` line) without LINE/caret/`Query was:` noise."""
+    match = _PG_ERROR.search(text)
+    return match.group(1) if match else text.splitlines()[0] if text else "unknown error"
+
+
+def _connect_detail(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else text
+    return first.rsplit("failed: ", 1)[-1]

@@ -1,0 +1,58 @@
+"""Split a source URL into the parts each driver wants, and a redacted label for messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from rivet.errors import SourceError
+
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+MYSQL_SCHEMES = frozenset({"mysql", "mariadb"})
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+@dataclass(frozen=True)
+class DbUrl:
+    """Decoded URL parts. `password` is only ever handed to drivers and to redaction, never printed."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    raw: str
+
+    def __repr__(self) -> str:  # keep the password out of tracebacks and logs
+        return f"DbUrl({self.scheme}://{self.user}@{self.host}:{self.port}/{self.database})"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values to mask in any driver message (drivers may echo the URI)."""
+        return tuple(s for s in (self.password, self.raw) if s)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_url(url: str, schemes: frozenset[str], engine: str) -> DbUrl:
+    """Parse `scheme://user:password@host:port/database`; reject other schemes with the accepted ones."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise SourceError(f"{engine}: malformed source URL ({exc})") from None
+    if parts.scheme not in schemes:
+        accepted = " or ".join(f"{s}://" for s in sorted(schemes))
+        raise SourceError(f"{engine}: source URL must start with {accepted}, got {parts.scheme or '(none)'}://")
+    return DbUrl(
+        scheme=parts.scheme,
+        host=parts.hostname or "localhost",
+        port=port or _DEFAULT_PORTS[parts.scheme],
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=unquote(parts.path.lstrip("/")),
+        raw=url,
+    )
