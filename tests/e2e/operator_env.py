@@ -129,6 +129,43 @@ class Operator:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+KSTATUS_SRC = REPO / "tests" / "e2e" / "kstatus"
+
+
+@pytest.fixture(scope="session")
+def kstatus() -> Any:
+    """The real kstatus library (what Flux and cli-utils use), built from tests/e2e/kstatus via the Go proxy.
+
+    Returns a function: object JSON -> {"status": "Current|InProgress|Failed|...", "message": ...}.
+    """
+    import hashlib
+    import json
+    import shutil
+
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(go).exists():
+        pytest.skip("no Go toolchain to build the kstatus checker")
+    digest = hashlib.sha256((KSTATUS_SRC / "go.sum").read_bytes() + (KSTATUS_SRC / "main.go").read_bytes()).hexdigest()
+    cache = Path(os.environ.get("RIVET_TESTBED_CACHE", "/var/cache/rivet-testbed"))
+    binary = cache / "bin" / f"kstatus-{digest[:12]}"
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "GOPATH": str(cache / "go"),
+            "GOMODCACHE": str(cache / "go" / "mod"),
+            "GOCACHE": str(cache / "go" / "build"),
+            "GOFLAGS": "-mod=mod",
+        }
+        subprocess.run([go, "build", "-o", str(binary), "."], cwd=KSTATUS_SRC, env=env, check=True, timeout=900)
+
+    def compute(obj: dict[str, Any]) -> dict[str, str]:
+        out = subprocess.run([str(binary)], input=json.dumps(obj), capture_output=True, text=True, check=True)
+        return dict(json.loads(out.stdout))
+
+    return compute
+
+
 @pytest.fixture(scope="session")
 def crds_installed(cluster: Cluster) -> None:
     """Apply the project's CRDs (as `kubectl apply -f crds/` does for users) and wait until they serve."""

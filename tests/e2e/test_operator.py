@@ -97,7 +97,7 @@ def assert_no_secret(texts: list[str], secrets: list[str]) -> None:
 
 
 def test_chunked_export_reaches_ready_and_validates(
-    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server, kstatus: Any
 ) -> None:
     ns = namespace
     seed_pg(pod_pg, "public.orders_e2e", 25_000)
@@ -105,6 +105,9 @@ def test_chunked_export_reaches_ready_and_validates(
     pod_s3.client().create_bucket(Bucket=bucket)
     secrets_for(cluster, ns, pod_pg.url, pod_s3)
     cluster.apply(s3_export("orders", "public.orders_e2e", pod_s3, bucket, "exports/{export}/{run_id}/"), ns)
+    assert (
+        kstatus(cluster.get_json("rivetexport", "orders", namespace=ns))["status"] == "InProgress"
+    )  # never ready when new
     # the three readers GitOps tools use: condition Ready, flat phase, and kstatus-style conditions
     cluster.kubectl("wait", "--for=condition=Ready", "rivetexport/orders", "--timeout=600s", namespace=ns, timeout=660)
     cluster.kubectl(
@@ -115,6 +118,7 @@ def test_chunked_export_reaches_ready_and_validates(
     gen = cluster.get_json("rivetexport", "orders", namespace=ns)["metadata"]["generation"]
     assert conds["Ready"]["status"] == "True" and conds["Reconciling"]["status"] == "False"
     assert conds["Stalled"]["status"] == "False" and st["observedGeneration"] == gen
+    assert kstatus(cluster.get_json("rivetexport", "orders", namespace=ns))["status"] == "Current"
     assert all(c["observedGeneration"] == gen for c in conds.values())
     assert st["chunks"]["total"] == 25 and st["chunks"]["committed"] == 25 and st["chunks"]["committedRanges"] == "1-25"
     assert st["rowsWritten"] == 25_000 and st["manifest"]["rowCount"] == 25_000 and st["manifest"]["partCount"] == 25
@@ -269,7 +273,7 @@ def test_mariadb_export_to_azurite(
 
 
 def test_bad_specs_are_rejected_or_stall_naming_the_field(
-    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server, kstatus: Any
 ) -> None:
     ns = namespace
     secrets_for(cluster, ns, pod_pg.url, pod_s3)
@@ -284,6 +288,7 @@ def test_bad_specs_are_rejected_or_stall_naming_the_field(
     stalled = next(c for c in st["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
     assert "spec.destination.prefix" in stalled["message"] and "{exprot}" in stalled["message"]
+    assert kstatus(cluster.get_json("rivetexport", "typo", namespace=ns))["status"] == "Failed"  # Flux fails fast
 
 
 def test_run_over_certified_prefix_stalls_with_success_marker_present(
