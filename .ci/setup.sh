@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-APT_PACKAGES=(postgresql mariadb-server mariadb-client ca-certificates)
+# databases for the integration suite, `time` for the benchmark, lua5.4 runs the shipped Argo CD health check
+APT_PACKAGES=(postgresql mariadb-server mariadb-client ca-certificates time lua5.4)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)  # Azurite (the polyglot image ships Node 20)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
