@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-status image demo bench
+.PHONY: setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-wipe cluster-status image demo bench
 
 setup:  ## install apt packages, the Python venv and npm packages (idempotent, cached)
 	bash .ci/setup.sh
@@ -26,6 +26,9 @@ cluster-up: setup  ## single-node Kubernetes from upstream sources (cached), see
 cluster-down:
 	bash tests/cluster/cluster.sh down
 
+cluster-wipe:  ## stop the bed and delete its state (caches kept)
+	bash tests/cluster/cluster.sh down --wipe
+
 cluster-status:
 	bash tests/cluster/cluster.sh status
 
@@ -43,4 +46,4 @@ demo: setup  ## a demo export end to end
 	$(PY) -m tests.demo.demo
 
 bench: setup  ## throughput vs the COPY/--quick floors, side by side
-	$(PY) bench/run.py
+	$(PY) -m bench.run

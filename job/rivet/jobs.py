@@ -158,7 +158,9 @@ def unique_records(records: list[CommitRecord]) -> list[CommitRecord]:
     for rec in records:
         seen = by_chunk.get(rec.chunk)
         if seen is not None and seen != rec:
-            raise ContractError(f"the ledger holds two different records for chunk {rec.chunk}", reason="LedgerConflict")
+            raise ContractError(
+                f"the ledger holds two different records for chunk {rec.chunk}", reason="LedgerConflict"
+            )
         by_chunk[rec.chunk] = rec
     return [by_chunk[k] for k in sorted(by_chunk)]
 

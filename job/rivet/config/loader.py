@@ -51,9 +51,22 @@ SOURCE_KEYS = {
 }
 TUNING_KEYS = {"batch_size", "statement_timeout_s", "max_retries"}
 EXPORT_KEYS = {
-    "name", "table", "query", "mode", "chunk_column", "chunk_size", "chunk_count", "parallel",
-    "cursor_column", "time_column", "days_window", "format", "compression", "destination", "verify",
-}  # fmt: skip
+    "name",
+    "table",
+    "query",
+    "mode",
+    "chunk_column",
+    "chunk_size",
+    "chunk_count",
+    "parallel",
+    "cursor_column",
+    "time_column",
+    "days_window",
+    "format",
+    "compression",
+    "destination",
+    "verify",
+}
 DEST_KEYS: dict[DestinationType, set[str]] = {
     DestinationType.LOCAL: {"type", "path"},
     DestinationType.S3: {
@@ -338,9 +351,13 @@ def _export(node: Any, path: str) -> ExportConfig:
     if fmt is Format.CSV and compression is not Compression.NONE:
         raise ConfigError(f"{path}.compression", "applies to parquet only", "remove it for csv")
     mode_fields = {
-        "chunk_column": Mode.CHUNKED, "chunk_size": Mode.CHUNKED, "chunk_count": Mode.CHUNKED,
-        "cursor_column": Mode.INCREMENTAL, "time_column": Mode.TIME_WINDOW, "days_window": Mode.TIME_WINDOW,
-    }  # fmt: skip
+        "chunk_column": Mode.CHUNKED,
+        "chunk_size": Mode.CHUNKED,
+        "chunk_count": Mode.CHUNKED,
+        "cursor_column": Mode.INCREMENTAL,
+        "time_column": Mode.TIME_WINDOW,
+        "days_window": Mode.TIME_WINDOW,
+    }
     for key, needs in mode_fields.items():
         if key in exp and mode is not needs:
             raise ConfigError(f"{path}.{key}", f"only applies to mode {needs.value}", f"mode is {mode.value}")
@@ -348,8 +365,11 @@ def _export(node: Any, path: str) -> ExportConfig:
     chunk_count = _int(exp, "chunk_count", path)
     if chunk_size and chunk_count:
         raise ConfigError(f"{path}.chunk_count", "set chunk_size or chunk_count, not both")
-    required = {Mode.CHUNKED: ["chunk_column"], Mode.INCREMENTAL: ["cursor_column"],
-                Mode.TIME_WINDOW: ["time_column", "days_window"]}.get(mode, [])  # fmt: skip
+    required = {
+        Mode.CHUNKED: ["chunk_column"],
+        Mode.INCREMENTAL: ["cursor_column"],
+        Mode.TIME_WINDOW: ["time_column", "days_window"],
+    }.get(mode, [])
     for key in required:
         if key not in exp:
             raise ConfigError(f"{path}.{key}", f"is required for mode {mode.value}")
@@ -359,9 +379,10 @@ def _export(node: Any, path: str) -> ExportConfig:
     destination = _destination(_require(exp, "destination", path), f"{path}.destination")
     if destination.type is DestinationType.STDOUT and mode is Mode.CHUNKED:
         raise ConfigError(
-            f"{path}.destination.type", "stdout is streaming only and cannot take chunked mode",
+            f"{path}.destination.type",
+            "stdout is streaming only and cannot take chunked mode",
             "use mode full, or a file/object destination",
-        )  # fmt: skip
+        )
     return ExportConfig(
         name=name,
         table=table,
