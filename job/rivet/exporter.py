@@ -13,8 +13,8 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rivet.config.model import Compression, Format
-from rivet.contract.manifest import QUARANTINE_DIR, quarantine_key
+from rivet.config.model import Compression, ExportConfig, Format, Mode
+from rivet.contract.manifest import QUARANTINE_DIR, CommitRecord, quarantine_key
 from rivet.destinations.base import Destination, PartUpload
 from rivet.formats.sink import DigestSink
 from rivet.formats.writer import PartWriter, open_writer
@@ -78,6 +78,42 @@ def export_part(
         content_fingerprint=sink.digest.fingerprint,
         content_md5=sink.digest.md5_base64,
         max_cursor=max_cursor,
+    )
+
+
+def export_for(
+    exp: ExportConfig,
+    batch_size: int,
+    source: Source,
+    sql: str,
+    schema: pa.Schema,
+    dest: Destination,
+    key: str,
+    on_rows: Callable[[int], None] = lambda n: None,
+) -> PartResult | None:
+    """export_part with the export's format, compression and (incremental) cursor column."""
+    cursor = exp.cursor_column if exp.mode is Mode.INCREMENTAL else None
+    return export_part(
+        source, sql, schema, dest, key, exp.format, exp.effective_compression, batch_size, on_rows, cursor
+    )
+
+
+def record_for(
+    chunk: int, key: str, result: PartResult | None, schema_fp: str, key_range: list[int] | None
+) -> CommitRecord:
+    """The commit record of a finished chunk; an empty chunk (no result) records no part."""
+    if result is None:
+        return CommitRecord(chunk, None, 0, 0, "", "", schema_fp, key_range)
+    return CommitRecord(
+        chunk,
+        key,
+        result.rows,
+        result.size_bytes,
+        result.content_fingerprint,
+        result.content_md5,
+        schema_fp,
+        key_range,
+        result.max_cursor,
     )
 
 

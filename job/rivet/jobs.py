@@ -17,7 +17,7 @@ from rivet.contract.prefix import resolve_prefix
 from rivet.contract.resume import Decision, decide
 from rivet.destinations.factory import open_destination
 from rivet.errors import ContractError, UsageError
-from rivet.exporter import export_part, quarantine
+from rivet.exporter import export_for, quarantine, record_for
 from rivet.finalize import run_info, schema_of, utc_now, write_manifest
 from rivet.planning import build_plan, plan_for, row_estimate
 from rivet.runner import withdraw_or_refuse
@@ -97,30 +97,11 @@ def chunk_command(
             else base
         )
         schema = source.describe(sql)
-        result = export_part(
-            source,
-            sql,
-            schema,
-            dest,
-            key,
-            exp.format,
-            exp.effective_compression,
-            cfg.source.tuning.batch_size,
-            cursor_column=exp.cursor_column if exp.mode is Mode.INCREMENTAL else None,
-        )
+        result = export_for(exp, cfg.source.tuning.batch_size, source, sql, schema, dest, key)
     finally:
         source.close()
-    record = CommitRecord(
-        chunk=index,
-        key=key if result else None,
-        rows=result.rows if result else 0,
-        size_bytes=result.size_bytes if result else 0,
-        content_fingerprint=result.content_fingerprint if result else "",
-        content_md5=result.content_md5 if result else "",
-        schema_fingerprint=schema_fingerprint(schema),
-        key_range=[lo, hi] if lo is not None and hi is not None else None,
-        max_cursor=result.max_cursor if result else None,
-    )
+    key_range = [lo, hi] if lo is not None and hi is not None else None
+    record = record_for(index, key, result, schema_fingerprint(schema), key_range)
     return {**record.to_dict(), **out}
 
 

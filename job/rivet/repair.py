@@ -14,7 +14,7 @@ from rivet.contract.fingerprint import schema_fingerprint
 from rivet.contract.manifest import SUCCESS_KEY, CommitRecord, part_key
 from rivet.destinations.base import Destination
 from rivet.errors import ContractError
-from rivet.exporter import export_part, quarantine
+from rivet.exporter import export_for, quarantine, record_for
 from rivet.finalize import run_info, write_manifest
 from rivet.log import log
 from rivet.reconcile import manifest_plan, read_manifest
@@ -82,15 +82,11 @@ def execute_repair(
             quarantined.append(quarantine(dest, run_id, key, existing))
         rng = action.get("key_range")
         sql = chunk_sql(source.engine, exp, rng[0], rng[1]) if rng else base_sql
-        result = export_part(
-            source, sql, schema, dest, key, exp.format, exp.effective_compression, cfg.source.tuning.batch_size
-        )
+        result = export_for(exp, cfg.source.tuning.batch_size, source, sql, schema, dest, key)
         if result is None:
             records.pop(idx, None)
             continue
-        records[idx] = CommitRecord(
-            idx, key, result.rows, result.size_bytes, result.content_fingerprint, result.content_md5, schema_fp, rng
-        )
+        records[idx] = record_for(idx, key, result, schema_fp, rng)
         log("chunk_repaired", chunk=idx, key=key, rows=result.rows)
     plan = manifest_plan(doc, source.engine, exp)
     info = run_info(exp, source.engine, dest, run_id, str(doc.get("started_at")), "success", plan, run_date)

@@ -27,7 +27,7 @@ from rivet.contract.resume import Decision, decide
 from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
 from rivet.errors import ContractError, RivetError
-from rivet.exporter import export_part, quarantine
+from rivet.exporter import export_for, quarantine, record_for
 from rivet.finalize import run_info, schema_of, utc_now, write_manifest
 from rivet.log import log
 from rivet.planning import plan_for, read_bounds
@@ -298,18 +298,8 @@ def _export_with_retries(
             progress.add_rows(n)
 
         try:
-            result = export_part(
-                pool.get(),
-                sql,
-                schema,
-                dest,
-                key,
-                exp.format,
-                exp.effective_compression,
-                cfg.source.tuning.batch_size,
-                on_rows,
-                cursor_column=exp.cursor_column if exp.mode is Mode.INCREMENTAL else None,
-            )
+            batch = cfg.source.tuning.batch_size
+            result = export_for(exp, batch, pool.get(), sql, schema, dest, key, on_rows)
         except RivetError as exc:
             progress.add_rows(-rows_this_attempt[0])
             state.mark_chunk(run_id, chunk.index, "failed", exc.message)
@@ -320,17 +310,7 @@ def _export_with_retries(
             log("chunk_retry", level="warning", chunk=chunk.index, attempt=attempt, delay_s=delay, error=exc.message)
             time.sleep(delay)
             continue
-        record = CommitRecord(
-            chunk=chunk.index,
-            key=key if result else None,
-            rows=result.rows if result else 0,
-            size_bytes=result.size_bytes if result else 0,
-            content_fingerprint=result.content_fingerprint if result else "",
-            content_md5=result.content_md5 if result else "",
-            schema_fingerprint=schema_fp,
-            key_range=chunk.key_range,
-            max_cursor=result.max_cursor if result else None,
-        )
+        record = record_for(chunk.index, key, result, schema_fp, chunk.key_range)
         state.commit_chunk(run_id, record)
         log("chunk_committed", chunk=chunk.index, key=record.key or "-", rows=record.rows, bytes=record.size_bytes)
         return record

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from rivet_operator import GROUP, VERSION
+from rivet_operator.spec import EXPORT_KEYS
 
 S = {"type": "string", "maxLength": 1024}
 NAME = {"type": "string", "maxLength": 253}
@@ -118,23 +119,8 @@ def conditions() -> dict[str, Any]:
     }
 
 
-IMMUTABLE = [
-    "source",
-    "table",
-    "query",
-    "mode",
-    "chunkColumn",
-    "chunkSize",
-    "chunkCount",
-    "cursorColumn",
-    "timeColumn",
-    "daysWindow",
-    "format",
-    "compression",
-    "destination",
-    "date",
-    "exportName",
-]
+# what a run is defined by: the rendered export fields (except `verify`, which only affects checks)
+IMMUTABLE = ["source", *(k for k in EXPORT_KEYS if k != "verify"), "destination", "date", "exportName"]
 
 
 def immutable_while_running() -> dict[str, Any]:

@@ -29,7 +29,7 @@ def pod_pg(cluster: Cluster) -> Iterator[databases.DbServer]:
     """PostgreSQL bound to the bridge address: the test seeds it, chunk Jobs read it."""
     if not cluster.host_address:
         pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = databases._start_or_skip(lambda: databases.start_postgres(host=cluster.host_address))
+    server = databases._start_or_skip(lambda: databases.start_postgres(host=str(cluster.host_address)))
     try:
         yield server
     finally:
@@ -40,7 +40,7 @@ def pod_pg(cluster: Cluster) -> Iterator[databases.DbServer]:
 def pod_mysql(cluster: Cluster) -> Iterator[databases.DbServer]:
     if not cluster.host_address:
         pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = databases._start_or_skip(lambda: databases.start_mariadb(host=cluster.host_address))
+    server = databases._start_or_skip(lambda: databases.start_mariadb(host=str(cluster.host_address)))
     try:
         yield server
     finally:
@@ -51,7 +51,7 @@ def pod_mysql(cluster: Cluster) -> Iterator[databases.DbServer]:
 def pod_s3(cluster: Cluster) -> Iterator[objectstores.S3Server]:
     if not cluster.host_address:
         pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = objectstores._start_or_skip(lambda: objectstores.start_seaweedfs(host=cluster.host_address))
+    server = objectstores._start_or_skip(lambda: objectstores.start_seaweedfs(host=str(cluster.host_address)))
     try:
         yield server
     finally:
@@ -63,7 +63,7 @@ def pod_s3(cluster: Cluster) -> Iterator[objectstores.S3Server]:
 def pod_azurite(cluster: Cluster) -> Iterator[objectstores.AzuriteServer]:
     if not cluster.host_address:
         pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = objectstores._start_or_skip(lambda: objectstores.start_azurite(host=cluster.host_address))
+    server = objectstores._start_or_skip(lambda: objectstores.start_azurite(host=str(cluster.host_address)))
     try:
         yield server
     finally:

@@ -1,0 +1,191 @@
+"""Operator scale benchmark: an N-chunk export (default 2,000, parallelism 8) on the local cluster.
+
+Reports, side by side: wall time; the same number of chunk Jobs run by the cluster alone (a baseline of
+bare Jobs running the same `rivet chunk` command, no operator) so the difference is the operator's own
+overhead per chunk; status size; ledger size; operator peak RSS.
+
+    .venv/bin/python -m bench.operator_scale [--chunks 2000] [--parallelism 8]
+
+Needs the test bed up (`make cluster-up image`). Uses PostgreSQL and SeaweedFS bound to the bridge address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import TESTBED_JSON, Cluster
+from tests.e2e.operator_env import Operator
+from tests.fixtures.databases import start_postgres
+from tests.fixtures.objectstores import start_seaweedfs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chunks", type=int, default=2000)
+    ap.add_argument("--parallelism", type=int, default=8)
+    ap.add_argument("--baseline-jobs", type=int, default=48, help="bare Jobs timed to estimate per-chunk Job cost")
+    args = ap.parse_args()
+    info = json.loads(TESTBED_JSON.read_text())
+    cluster = Cluster(info["kubeconfig"], info["image"], info["host_address"], info["kubectl"], "Never", True)
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    ns = f"bench-scale-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    pg = start_postgres(host=info["host_address"])
+    s3 = start_seaweedfs(host=info["host_address"])
+    op = Operator(cluster, ns, Path(tempfile.mkdtemp()) / "operator.log")
+    try:
+        pg.execute("CREATE TABLE public.scale (id bigint PRIMARY KEY, v text)")
+        pg.execute(f"INSERT INTO public.scale SELECT g, 'v' || g FROM generate_series(1, {args.chunks * 5}) g")
+        s3.client().create_bucket(Bucket="scale")
+        for manifest in (
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src"}, "stringData": {"url": pg.url}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "lake"},
+                "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
+            },
+        ):
+            cluster.create(manifest, ns)
+        spec = {
+            "source": {"type": "postgres", "urlFrom": {"secretKeyRef": {"name": "src", "key": "url"}}},
+            "table": "public.scale",
+            "mode": "chunked",
+            "chunkColumn": "id",
+            "chunkSize": 5,
+            "parallelism": args.parallelism,
+            "format": "csv",
+            "destination": {
+                "type": "s3",
+                "bucket": "scale",
+                "prefix": "s/",
+                "endpoint": s3.endpoint,
+                "region": "us-east-1",
+                "accessKeyEnv": "AWS_ACCESS_KEY_ID",
+                "secretKeyEnv": "AWS_SECRET_ACCESS_KEY",
+            },
+            "envFrom": [{"secretRef": {"name": "lake"}}],
+        }
+        # baseline: bare Jobs running the same command, `parallelism` at a time, no operator involved
+        base_t = baseline(cluster, ns, info, args, pg.url)
+        op.start()
+        peak = 0
+        t0 = time.monotonic()
+        cluster.apply(
+            {"apiVersion": "rivet.dev/v1alpha1", "kind": "RivetExport", "metadata": {"name": "scale"}, "spec": spec}, ns
+        )
+        st: dict[str, Any] = {}
+        while True:
+            peak = max(peak, rss_kb(op.proc.pid) if op.proc else 0)
+            st = cluster.get_json("rivetexport", "scale", namespace=ns).get("status") or {}
+            if st.get("phase") in ("Succeeded", "Failed"):
+                break
+            time.sleep(2)
+        wall = time.monotonic() - t0
+        ledgers = cluster.get_json("configmaps", "-l", "rivet.dev/component=ledger", namespace=ns)["items"]
+        ledger_bytes = sum(len(json.dumps(cm.get("data") or {})) for cm in ledgers)
+        per_job = base_t / args.baseline_jobs
+        ideal = per_job * args.chunks
+        result = {
+            "chunks": args.chunks,
+            "parallelism": args.parallelism,
+            "phase": st.get("phase"),
+            "wall_s": round(wall, 1),
+            "baseline_bare_job_s_per_chunk": round(per_job, 3),
+            "baseline_wall_s_for_all_chunks": round(ideal, 1),
+            "operator_overhead_s_per_chunk": round((wall - ideal) / args.chunks, 3),
+            "status_bytes": len(json.dumps(st)),
+            "ledger_configmaps": len(ledgers),
+            "ledger_bytes": ledger_bytes,
+            "operator_peak_rss_mb": round(peak / 1024, 1),
+        }
+        print(json.dumps(result, indent=2))
+        (REPO / "bench" / "operator_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(
+            f"targets: status < 16384 B ({result['status_bytes']}), operator RSS < 200 MB "
+            f"({result['operator_peak_rss_mb']}), overhead < 1 s/chunk ({result['operator_overhead_s_per_chunk']})"
+        )
+        return 0 if st.get("phase") == "Succeeded" else 1
+    finally:
+        op.stop()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        if s3.process:
+            s3.process.stop()
+        pg.stop()
+
+
+def baseline(cluster: Cluster, ns: str, info: dict[str, Any], args: argparse.Namespace, url: str) -> float:
+    """Run `baseline_jobs` bare chunk Jobs, `parallelism` at a time; return the wall time."""
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "bcfg"},
+        "data": {
+            "rivet.yaml": "source: {type: postgres, url_env: U}\nexports:\n- name: b\n  table: public.scale\n"
+            "  mode: chunked\n  chunk_column: id\n  chunk_size: 5\n  format: csv\n"
+            "  destination: {type: local, path: /tmp/out}\n"
+        },
+    }
+    cluster.create(cfg, ns)
+    pending = list(range(1, args.baseline_jobs + 1))
+    running: set[str] = set()
+    t0 = time.monotonic()
+    while pending or running:
+        while pending and len(running) < args.parallelism:
+            i = pending.pop(0)
+            name = f"bare-{i}"
+            job = cluster.job_manifest(
+                name,
+                [
+                    "rivet",
+                    "chunk",
+                    "-c",
+                    "/etc/rivet/rivet.yaml",
+                    "-e",
+                    "b",
+                    "--run-id",
+                    "b",
+                    "--chunk",
+                    str(i),
+                    "--lo",
+                    str(i * 5 - 4),
+                    "--hi",
+                    str(i * 5),
+                ],
+                env={"U": url},
+                volumes=[{"name": "c", "configMap": {"name": "bcfg"}}, {"name": "t", "emptyDir": {}}],
+            )
+            c = job["spec"]["template"]["spec"]["containers"][0]
+            c["volumeMounts"] = [{"name": "c", "mountPath": "/etc/rivet"}, {"name": "t", "mountPath": "/tmp"}]
+            cluster.create(job, ns)
+            running.add(name)
+        time.sleep(0.5)
+        jobs = cluster.get_json("jobs", "-l", "!rivet.dev/component", namespace=ns)["items"]
+        for j in jobs:
+            n = j["metadata"]["name"]
+            if n in running and ((j.get("status") or {}).get("succeeded") or (j.get("status") or {}).get("failed")):
+                running.discard(n)
+    return time.monotonic() - t0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
