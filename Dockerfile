@@ -36,6 +36,10 @@ RUN /opt/rivet/bin/pip install --no-deps --no-build-isolation ".[operator]" \
  && python3 -c 'import rivet' \
  && command -v rivet && command -v kopf
 
+# A passwd entry for the runtime uid: kopf (and getpass) look the user name up.
+RUN echo "rivet:x:65532:65532:rivet:/tmp:/usr/sbin/nologin" >> /etc/passwd \
+ && echo "rivet:x:65532:" >> /etc/group
+
 WORKDIR /
 USER 65532:65532
 ENTRYPOINT ["rivet"]

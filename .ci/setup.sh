@@ -30,6 +30,9 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# pinned helm for the chart tests (cached; RIVET_TESTBED_CACHE overrides the location)
+bash tests/cluster/helm.sh >/dev/null
+
 if [ -f package-lock.json ]; then
   nstamp="node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)"
   if [ ! -f "$nstamp" ]; then

@@ -27,6 +27,7 @@ import kopf
 from rivet_operator import GROUP, VERSION, builders, export_reconciler, metrics, validation_reconciler
 from rivet_operator.export_reconciler import Context
 from rivet_operator.kube import Kube, ns_path
+from rivet_operator.login import connection_info, login  # noqa: F401 - registers the login handler
 
 TICK_S = float(os.environ.get("RIVET_TICK_SECONDS", "2"))
 NAMESPACES = [n for n in os.environ.get("RIVET_NAMESPACES", "").split(",") if n]
@@ -46,10 +47,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING  # user-facing Events are posted explicitly on transitions
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
-    if info is None:
+    if connection_info(settings) is None:
         raise kopf.PermanentError("no Kubernetes credentials: neither a service account nor a kubeconfig")
-    memo.kube = Kube(info)
+    memo.kube = Kube(lambda: connection_info(settings))
     memo.image = os.environ.get("RIVET_IMAGE", "rivet:dev")
     memo.pull_policy = os.environ.get("RIVET_IMAGE_PULL_POLICY", "IfNotPresent")
     memo.job_defaults = _job_defaults()

@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 import tempfile
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,7 +26,13 @@ class ApiError(Exception):
 
 
 class Kube:
-    def __init__(self, info: kopf.ConnectionInfo) -> None:
+    """`login` is called for fresh credentials at start and again after a 401 (rotated token)."""
+
+    def __init__(self, login: Callable[[], kopf.ConnectionInfo | None]) -> None:
+        self._login = login
+        info = login()
+        if info is None:
+            raise kopf.LoginError("no Kubernetes credentials")
         self._info = info
         self._session: aiohttp.ClientSession | None = None
 
@@ -70,6 +77,21 @@ class Kube:
         body: Any = None,
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
+    ) -> Any:
+        try:
+            return await self._request(method, path, body, params, content_type)
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+            info = self._login()  # the token rotated: log in again once, then retry
+            if info is None:
+                raise
+            self._info = info
+            await self.close()
+            return await self._request(method, path, body, params, content_type)
+
+    async def _request(
+        self, method: str, path: str, body: Any, params: dict[str, str] | None, content_type: str
     ) -> Any:
         session = await self.session()
         url = path.lstrip("/") + (("?" + urlencode(params)) if params else "")
