@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,51 +24,42 @@ from tests.fixtures import databases, objectstores
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def pod_pg(cluster: Cluster) -> Iterator[databases.DbServer]:
-    """PostgreSQL bound to the bridge address: the test seeds it, chunk Jobs read it."""
+def _on_bridge(cluster: Cluster, start: Callable[[str], Any], stop: Callable[[Any], None]) -> Iterator[Any]:
+    """Start a server bound to the address pods reach (skipping when there is none); stop it after."""
     if not cluster.host_address:
         pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = databases._start_or_skip(lambda: databases.start_postgres(host=str(cluster.host_address)))
+    host = str(cluster.host_address)
+    server = databases._start_or_skip(lambda: start(host))
     try:
         yield server
     finally:
-        server.stop()
+        stop(server)
+
+
+def _stop_process(server: Any) -> None:
+    if server.process is not None:
+        server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_pg(cluster: Cluster) -> Iterator[databases.DbServer]:
+    """PostgreSQL bound to the bridge address: the test seeds it, chunk Jobs read it."""
+    yield from _on_bridge(cluster, lambda h: databases.start_postgres(host=h), lambda s: s.stop())
 
 
 @pytest.fixture(scope="session")
 def pod_mysql(cluster: Cluster) -> Iterator[databases.DbServer]:
-    if not cluster.host_address:
-        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = databases._start_or_skip(lambda: databases.start_mariadb(host=str(cluster.host_address)))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _on_bridge(cluster, lambda h: databases.start_mariadb(host=h), lambda s: s.stop())
 
 
 @pytest.fixture(scope="session")
 def pod_s3(cluster: Cluster) -> Iterator[objectstores.S3Server]:
-    if not cluster.host_address:
-        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = objectstores._start_or_skip(lambda: objectstores.start_seaweedfs(host=str(cluster.host_address)))
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.process.stop()
+    yield from _on_bridge(cluster, lambda h: objectstores.start_seaweedfs(host=h), _stop_process)
 
 
 @pytest.fixture(scope="session")
 def pod_azurite(cluster: Cluster) -> Iterator[objectstores.AzuriteServer]:
-    if not cluster.host_address:
-        pytest.skip("no host address that pods reach (set RIVET_E2E_HOST_ADDRESS)")
-    server = objectstores._start_or_skip(lambda: objectstores.start_azurite(host=str(cluster.host_address)))
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.process.stop()
+    yield from _on_bridge(cluster, lambda h: objectstores.start_azurite(host=h), _stop_process)
 
 
 @dataclass

@@ -73,3 +73,24 @@ def one_line(text: str, secrets: tuple[str, ...]) -> str:
     if len(text) > 400:
         text = text[:400] + "..."
     return redact_text(text, secrets)
+
+
+class BucketErrors:
+    """Shared by the S3 and GCS error mappers: names the bucket, endpoint and credential fields
+    (never their values) in every message."""
+
+    store = ""  # "s3" | "gcs"
+
+    def __init__(self, bucket: str, endpoint: str | None, auth_hint: str, secrets: tuple[str, ...]) -> None:
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self.auth_hint = auth_hint
+        self.secrets = secrets
+
+    def _where(self) -> str:
+        at = f" at endpoint {self.endpoint}" if self.endpoint else ""
+        return f"{self.store} bucket '{self.bucket}'{at}"
+
+    def _missing(self) -> str:
+        at = f" at endpoint {self.endpoint}" if self.endpoint else ""
+        return f"{self.store} bucket '{self.bucket}' does not exist{at} (create it or fix destination.bucket)"

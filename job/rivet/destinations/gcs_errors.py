@@ -7,7 +7,7 @@ from google.auth import exceptions as auth
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from requests import exceptions as http
 
-from rivet.destinations._common import one_line
+from rivet.destinations._common import BucketErrors, one_line
 from rivet.errors import DestinationError
 
 GCS_ERRORS: tuple[type[Exception], ...] = (
@@ -19,22 +19,10 @@ GCS_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class GcsErrors:
+class GcsErrors(BucketErrors):
     """Names the bucket, endpoint and credential fields (never their values) in every message."""
 
-    def __init__(self, bucket: str, endpoint: str | None, auth_hint: str, secrets: tuple[str, ...]) -> None:
-        self.bucket = bucket
-        self.endpoint = endpoint
-        self.auth_hint = auth_hint
-        self.secrets = secrets
-
-    def _missing(self) -> str:
-        at = f" at endpoint {self.endpoint}" if self.endpoint else ""
-        return f"gcs bucket '{self.bucket}' does not exist{at} (create it or fix destination.bucket)"
-
-    def _where(self) -> str:
-        at = f" at endpoint {self.endpoint}" if self.endpoint else ""
-        return f"gcs bucket '{self.bucket}'{at}"
+    store = "gcs"
 
     def wrap(self, action: str, key: str | None, exc: Exception, *, bucket_level: bool = False) -> DestinationError:
         target = f"gs://{self.bucket}/{key}" if key is not None else f"gs://{self.bucket}"

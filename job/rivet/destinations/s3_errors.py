@@ -10,7 +10,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from rivet.destinations._common import one_line
+from rivet.destinations._common import BucketErrors, one_line
 from rivet.errors import DestinationError
 
 _DENIED = {
@@ -26,22 +26,10 @@ _DENIED = {
 _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "503"}
 
 
-class S3Errors:
+class S3Errors(BucketErrors):
     """Knows the bucket, endpoint and credential fields so every message names them (never their values)."""
 
-    def __init__(self, bucket: str, endpoint: str | None, auth_hint: str, secrets: tuple[str, ...]) -> None:
-        self.bucket = bucket
-        self.endpoint = endpoint
-        self.auth_hint = auth_hint
-        self.secrets = secrets
-
-    def _missing(self) -> str:
-        at = f" at endpoint {self.endpoint}" if self.endpoint else ""
-        return f"s3 bucket '{self.bucket}' does not exist{at} (create it or fix destination.bucket)"
-
-    def _where(self) -> str:
-        at = f" at endpoint {self.endpoint}" if self.endpoint else ""
-        return f"s3 bucket '{self.bucket}'{at}"
+    store = "s3"
 
     def wrap(self, action: str, key: str | None, exc: Exception) -> DestinationError:
         target = f"s3://{self.bucket}/{key}" if key is not None else f"s3://{self.bucket}"
