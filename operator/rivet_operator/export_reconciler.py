@@ -99,6 +99,7 @@ async def start_run(ctx: Context) -> None:
         render_yaml(ctx.owner.name, ctx.spec),
     )
     await ctx.kube.create(ns_path(ctx.owner.namespace, "configmaps"), cm)
+    await forget_earlier_runs(ctx, names.run_key(run_id))
     ctx.patch.update(
         {
             "runId": run_id,
@@ -122,6 +123,13 @@ async def start_run(ctx: Context) -> None:
     ctx.phase("Pending", "RunStarted", f"run {run_id} started: planning")
     ctx.event("RunStarted", f"run {run_id} started (date {run_date})")
     log.info("run_start export=%s run_id=%s", ctx.owner.name, run_id)
+
+
+async def forget_earlier_runs(ctx: Context, keep: str, owner_label: str = names.L_EXPORT) -> None:
+    """Earlier runs' config and ledger ConfigMaps are only resume state: drop them when a new run starts."""
+    selector = f"{owner_label}={ctx.owner.name[:63]},{names.L_RUN}!={keep}"
+    for cm in await ctx.kube.list(ns_path(ctx.owner.namespace, "configmaps"), selector):
+        await ctx.kube.delete(ns_path(ctx.owner.namespace, "configmaps", cm["metadata"]["name"]))
 
 
 def _common(ctx: Context) -> tuple[str, str, str]:
@@ -272,7 +280,8 @@ async def export_stage(ctx: Context, gen: int) -> None:
         if out.state == "running":
             running[idx] = job
             continue
-        if out.state == "succeeded" and out.result and "rows" in out.result and idx not in records:
+        recorded = out.state == "succeeded" and bool(out.result) and "rows" in (out.result or {})
+        if recorded and out.result is not None and idx not in records:
             record = {
                 k: out.result.get(k)
                 for k in (
@@ -290,7 +299,7 @@ async def export_stage(ctx: Context, gen: int) -> None:
             records[idx] = record
             if str(idx) in retries:
                 retries[str(idx)] = None
-        elif out.state == "failed" and idx not in records:
+        elif idx not in records:  # failed, or succeeded without a readable commit record: retry, bounded
             failed_now += 1
             n = int(retries.get(str(idx)) or 0) + 1
             error = out.error

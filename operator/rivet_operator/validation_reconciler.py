@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from rivet_operator import builders, names
-from rivet_operator.export_reconciler import Context
+from rivet_operator.export_reconciler import Context, forget_earlier_runs
 from rivet_operator.jobs import outcome
 from rivet_operator.kube import ns_path
 from rivet_operator.spec import SpecError, check_spec, export_name, render_yaml
@@ -102,6 +102,7 @@ async def reconcile(ctx: Context) -> None:
             render_yaml(name_for_cfg, vspec),
         )
         await ctx.kube.create(ns_path(ctx.owner.namespace, "configmaps"), cm)
+        await forget_earlier_runs(ctx, names.run_key(run_id), names.L_VALIDATION)
         ctx.patch.update(
             {"runId": run_id, "runGeneration": ctx.generation, "stage": "validating", "startedAt": ctx.now_s}
         )
