@@ -17,9 +17,11 @@ from rivet.config.model import Compression, ExportConfig, Format, Mode
 from rivet.contract.manifest import QUARANTINE_DIR, CommitRecord, quarantine_key
 from rivet.destinations.base import Destination, PartUpload
 from rivet.formats.sink import DigestSink
-from rivet.formats.writer import PartWriter, open_writer
+from rivet.formats.writer import ROW_GROUP_ROWS, PartWriter, open_writer
 from rivet.log import log
 from rivet.sources.base import Source
+
+MIN_ROW_GROUP_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ def export_part(
     batch_size: int,
     on_rows: Callable[[int], None] = lambda n: None,
     cursor_column: str | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> PartResult | None:
     """Write the rows of `sql` to `key`; None when there were no rows (nothing written)."""
     upload: PartUpload | None = None
@@ -55,7 +58,7 @@ def export_part(
             if upload is None:
                 upload = dest.open_part(key)
                 sink = DigestSink(upload)
-                writer = open_writer(fmt, sink, schema, compression)
+                writer = open_writer(fmt, sink, schema, compression, row_group_rows)
             assert writer is not None
             writer.write_batch(batch)
             if cursor_column is not None:
@@ -91,10 +94,14 @@ def export_for(
     key: str,
     on_rows: Callable[[int], None] = lambda n: None,
 ) -> PartResult | None:
-    """export_part with the export's format, compression and (incremental) cursor column."""
+    """export_part with the export's format, compression and (incremental) cursor column.
+
+    Parallel workers share the row-group memory budget, so peak RSS does not grow with `parallel`.
+    """
     cursor = exp.cursor_column if exp.mode is Mode.INCREMENTAL else None
+    row_group = max(MIN_ROW_GROUP_ROWS, ROW_GROUP_ROWS // max(1, exp.parallel))
     return export_part(
-        source, sql, schema, dest, key, exp.format, exp.effective_compression, batch_size, on_rows, cursor
+        source, sql, schema, dest, key, exp.format, exp.effective_compression, batch_size, on_rows, cursor, row_group
     )
 
 

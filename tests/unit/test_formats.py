@@ -1,0 +1,77 @@
+"""Part encoders: CSV text rules and Parquet dictionary choices (pure, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from rivet.config.model import Compression, Format
+from rivet.formats.writer import csv_text, dictionary_columns, open_writer, uuid_text
+
+
+def test_uuid_text_is_canonical_for_every_value_and_null() -> None:
+    values = [uuid.uuid4() for _ in range(1000)]
+    storage = pa.array([None if i % 7 == 0 else v.bytes for i, v in enumerate(values)], type=pa.binary(16))
+    expected = [None if i % 7 == 0 else str(v) for i, v in enumerate(values)]
+    assert uuid_text(storage).to_pylist() == expected
+    assert uuid_text(storage.slice(3, 10)).to_pylist() == expected[3:13]
+
+
+def test_csv_text_rules() -> None:
+    assert csv_text(pa.array([dt.datetime(2026, 1, 2, 3, 4, 5, 6)], pa.timestamp("us", "UTC"))).to_pylist() == [
+        "2026-01-02T03:04:05.000006Z"
+    ]
+    assert csv_text(pa.array([dt.datetime(2026, 1, 2)], pa.timestamp("us"))).to_pylist() == [
+        "2026-01-02T00:00:00.000000"
+    ]
+    assert csv_text(pa.array([Decimal("-0.001")], pa.decimal128(10, 3))).type == pa.decimal128(10, 3)  # exact
+    assert csv_text(pa.array([b"\x00\xff"])).to_pylist() == ["\\x00ff"]
+    assert csv_text(pa.array([[1, 2], None], pa.list_(pa.int32()))).to_pylist() == ["[1, 2]", None]
+
+
+def test_csv_writer_quotes_as_needed_and_writes_null_as_empty() -> None:
+    schema = pa.schema([("id", pa.int32()), ("s", pa.string()), ("d", pa.decimal128(6, 3)), ("f", pa.float64())])
+    sink = io.BytesIO()
+    w = open_writer(Format.CSV, sink, schema, Compression.NONE)
+    cols = [
+        pa.array([1, 2, 3]),
+        pa.array(['a,"b"', None, ""]),
+        pa.array([Decimal("-0.001"), Decimal("12.500"), None], pa.decimal128(6, 3)),
+        pa.array([0.1, None, 1e20]),
+    ]
+    w.write_batch(pa.record_batch(cols, schema=schema))
+    w.close()
+    assert sink.getvalue() == b'"id","s","d","f"\n1,"a,""b""",-0.001,0.1\n2,,12.500,\n3,"",,1e+20\n'
+    assert pcsv.read_csv(io.BytesIO(sink.getvalue())).num_rows == 3
+
+
+def test_dictionary_only_where_values_repeat() -> None:
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("kind", pa.string()),
+            ("uid", pa.uuid()),
+            ("n", pa.int32()),
+            ("ok", pa.bool_()),
+            ("amount", pa.decimal128(12, 2)),
+            ("at", pa.timestamp("us")),
+        ]
+    )
+    assert dictionary_columns(schema) == ["kind", "n", "ok"]
+
+
+def test_parquet_row_groups_are_buffered_not_one_per_batch() -> None:
+    schema = pa.schema([("id", pa.int64())])
+    sink = io.BytesIO()
+    w = open_writer(Format.PARQUET, sink, schema, Compression.ZSTD, row_group_rows=1000)
+    for start in range(0, 2500, 100):
+        w.write_batch(pa.record_batch([pa.array(range(start, start + 100))], schema=schema))
+    w.close()
+    meta = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata
+    assert meta.num_rows == 2500 and meta.num_row_groups == 3
