@@ -278,6 +278,7 @@ def test_kill_9_at_random_points_then_resume_exports_every_row_once(
         res = rivet("run", "-c", str(cfg), "--run-id", "r1", "--resume", env=store.env, db_url=pg.url)
         assert res.code == 0, res.output
     assert kills >= 1
+    print(f"kill -9 resume on {store.kind}: {kills} kills, then a clean resume")
     assert ids_in(store, "lake/events/r1/") == list(range(1, rows + 1))
     code, report = validate(cfg, store, "--run-id", "r1")
     assert code == 0, report
