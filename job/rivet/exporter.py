@@ -6,7 +6,10 @@ failure aborts the upload, so no part appears without all its bytes (M1).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -52,18 +55,19 @@ def export_part(
     writer: PartWriter | None = None
     max_cursor: Any = None
     try:
-        for batch in source.stream(sql, schema, batch_size):
-            if batch.num_rows == 0:
-                continue
-            if upload is None:
-                upload = dest.open_part(key)
-                sink = DigestSink(upload)
-                writer = open_writer(fmt, sink, schema, compression, row_group_rows)
-            assert writer is not None
-            writer.write_batch(batch)
-            if cursor_column is not None:
-                max_cursor = _max(max_cursor, batch.column(cursor_column))
-            on_rows(batch.num_rows)
+        with contextlib.closing(prefetch(source.stream(sql, schema, batch_size))) as batches:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if upload is None:
+                    upload = dest.open_part(key)
+                    sink = DigestSink(upload)
+                    writer = open_writer(fmt, sink, schema, compression, row_group_rows)
+                assert writer is not None
+                writer.write_batch(batch)
+                if cursor_column is not None:
+                    max_cursor = _max(max_cursor, batch.column(cursor_column))
+                on_rows(batch.num_rows)
         if upload is None or writer is None or sink is None:
             return None
         writer.close()
@@ -122,6 +126,55 @@ def record_for(
         key_range,
         result.max_cursor,
     )
+
+
+_DONE = object()
+
+
+def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Generator[pa.RecordBatch, None, None]:
+    """Read the next batches in a thread while the current one is encoded and uploaded.
+
+    The readers (ADBC, ConnectorX) and the encoders (Parquet, zstd) release the GIL, so reading and
+    writing overlap on two cores; memory grows by at most `depth` batches. Errors surface in the caller.
+    """
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # the generator runs (and is closed) in this thread only
+
+    thread = threading.Thread(target=pump, name="rivet-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _max(current: Any, column: pa.ChunkedArray | pa.Array) -> Any:
