@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,20 +195,38 @@ async def _retry_or_fail(ctx: Context, gen: int, key: str, out: Outcome, reason:
     ctx.event("Retrying", f"{message}; attempt {attempt + 1}", warning=True)
 
 
+async def _run_once(
+    ctx: Context, component: str, name: str, body: Callable[[], dict[str, Any]]
+) -> tuple[bool, Outcome | None]:
+    """A stage's run-once Job (plan, finalize): (created now, its outcome once it has ended)."""
+    job = next((j for j in await _jobs(ctx, component) if j["metadata"]["name"] == name), None)
+    if job is None:
+        await ctx.kube.create(ns_path(ctx.owner.namespace, "jobs", group="batch"), body())
+        return True, None
+    out = await outcome(ctx.kube, ctx.owner.namespace, job)
+    return False, None if out.state == "running" else out
+
+
+async def _end_run_once(ctx: Context, name: str, failed: tuple[int, str, Outcome, str, str] | None = None) -> None:
+    """Delete a finished run-once Job; a failure (gen, key, outcome, reason, what) is retried or fails the
+    run first, and a failed run keeps its Job as evidence."""
+    if failed is not None:
+        await _retry_or_fail(ctx, *failed)
+    if ctx.get("stage") != "failed":
+        await ctx.kube.delete(ns_path(ctx.owner.namespace, "jobs", name, group="batch"))
+
+
 # -- planning --------------------------------------------------------------------------------------
 
 
 async def plan_stage(ctx: Context, gen: int) -> None:
     exp, run_id, run_date = _common(ctx)
     name = names.plan_job(ctx.owner.name, run_id, _attempt(ctx, "plan"))
-    job = next((j for j in await _jobs(ctx, "plan") if j["metadata"]["name"] == name), None)
-    if job is None:
-        args = builders.plan_args(exp, run_id, run_date, bool(ctx.spec.get("force")))
-        await ctx.kube.create(ns_path(ctx.owner.namespace, "jobs", group="batch"), _job(ctx, name, "plan", args))
+    args = builders.plan_args(exp, run_id, run_date, bool(ctx.spec.get("force")))
+    created, out = await _run_once(ctx, "plan", name, lambda: _job(ctx, name, "plan", args))
+    if created:
         ctx.phase("Pending", "Planning", f"run {run_id}: planning", gen)
-        return
-    out = await outcome(ctx.kube, ctx.owner.namespace, job)
-    if out.state == "running":
+    if out is None:
         return
     if out.state == "succeeded" and out.result and "chunk_count" in out.result:
         plan = out.result
@@ -232,11 +251,9 @@ async def plan_stage(ctx: Context, gen: int) -> None:
         ctx.event(
             "Planned", f"{total} chunks over [{plan.get('lo')}, {plan.get('hi')}] -> {plan.get('resolved_prefix')}"
         )
-        await ctx.kube.delete(ns_path(ctx.owner.namespace, "jobs", name, group="batch"))
+        await _end_run_once(ctx, name)
         return
-    await _retry_or_fail(ctx, gen, "plan", out, "PlanFailed", "planning")
-    if ctx.get("stage") != "failed":
-        await ctx.kube.delete(ns_path(ctx.owner.namespace, "jobs", name, group="batch"))
+    await _end_run_once(ctx, name, (gen, "plan", out, "PlanFailed", "planning"))
 
 
 # -- exporting -------------------------------------------------------------------------------------
@@ -347,19 +364,13 @@ async def finalize_stage(ctx: Context, gen: int) -> None:
     plan = ctx.get("plan") or {}
     total = int(plan.get("chunkCount") or 0)
     name = names.finalize_job(ctx.owner.name, run_id, _attempt(ctx, "finalize"))
-    job = next((j for j in await _jobs(ctx, "finalize") if j["metadata"]["name"] == name), None)
-    if job is None:
-        shards = tuple(names.ledger_shard(ctx.owner.name, run_id, s) for s in range(ledger.shard_count(total)))
-        plan_json = json.dumps({"lo": plan.get("lo"), "hi": plan.get("hi")}, separators=(",", ":"))
-        args = builders.finalize_args(
-            exp, run_id, run_date, str(ctx.get("startedAt")), total, plan_json, bool(ctx.spec.get("force"))
-        )
-        await ctx.kube.create(
-            ns_path(ctx.owner.namespace, "jobs", group="batch"), _job(ctx, name, "finalize", args, shards=shards)
-        )
-        return
-    out = await outcome(ctx.kube, ctx.owner.namespace, job)
-    if out.state == "running":
+    shards = tuple(names.ledger_shard(ctx.owner.name, run_id, s) for s in range(ledger.shard_count(total)))
+    plan_json = json.dumps({"lo": plan.get("lo"), "hi": plan.get("hi")}, separators=(",", ":"))
+    args = builders.finalize_args(
+        exp, run_id, run_date, str(ctx.get("startedAt")), total, plan_json, bool(ctx.spec.get("force"))
+    )
+    _, out = await _run_once(ctx, "finalize", name, lambda: _job(ctx, name, "finalize", args, shards=shards))
+    if out is None:
         return
     if out.state == "succeeded" and out.result and "manifest_fingerprint" in out.result:
         r = out.result
@@ -382,8 +393,6 @@ async def finalize_stage(ctx: Context, gen: int) -> None:
         msg = f"run {run_id}: {r.get('row_count')} rows in {r.get('part_count')} parts certified at {r.get('resolved_prefix')}"
         ctx.phase("Succeeded", "Succeeded", msg, gen)
         ctx.event("Succeeded", msg)
-        await ctx.kube.delete(ns_path(ctx.owner.namespace, "jobs", name, group="batch"))
+        await _end_run_once(ctx, name)
         return
-    await _retry_or_fail(ctx, gen, "finalize", out, "FinalizeFailed", "finalize")
-    if ctx.get("stage") != "failed":
-        await ctx.kube.delete(ns_path(ctx.owner.namespace, "jobs", name, group="batch"))
+    await _end_run_once(ctx, name, (gen, "finalize", out, "FinalizeFailed", "finalize"))
