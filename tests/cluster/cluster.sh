@@ -48,6 +48,14 @@ prepare_host() {
     *"inet ${BRIDGE_IP}/"*) ;;
     *) ip addr add "${BRIDGE_IP}/16" dev "${BRIDGE_NAME}" ;;
   esac
+  # Pin the bridge's MAC. Left unset, a Linux bridge takes the lowest MAC among its ports, so it
+  # changes as pods come and go; pods keep the old gateway MAC in their ARP cache and their packets to
+  # the host (10.88.0.1) vanish until it expires: TCP connections to host-side servers stall for
+  # minutes under pod churn. A set address (addr_assign_type 3) never follows the ports.
+  if [ "$(cat "/sys/class/net/${BRIDGE_NAME}/addr_assign_type")" != 3 ] ||
+     [ "$(cat "/sys/class/net/${BRIDGE_NAME}/address")" != "${BRIDGE_MAC}" ]; then
+    ip link set "${BRIDGE_NAME}" address "${BRIDGE_MAC}"
+  fi
   ip link set "${BRIDGE_NAME}" up
   # Docker's FORWARD policy is DROP; let pod traffic through (rules are tagged for removal).
   iptables -C FORWARD -s "${POD_CIDR}" -j ACCEPT -m comment --comment rivet-testbed 2>/dev/null ||

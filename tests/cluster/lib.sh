@@ -19,6 +19,8 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 # Network layout (all of it created by this bed, on this machine only).
 POD_CIDR="10.88.0.0/16"
 BRIDGE_NAME="cni0"
+# locally administered (02:...), fixed: see prepare_host in cluster.sh
+BRIDGE_MAC="02:72:69:76:65:74"
 BRIDGE_IP="10.88.0.1"
 SERVICE_CIDR="10.96.0.0/16"
 KUBERNETES_SVC_IP="10.96.0.1"
