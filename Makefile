@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: helm chart-lint chart-sync setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-wipe cluster-status image demo bench
+.PHONY: helm chart-lint chart-sync setup lint test test-unit test-integration test-e2e cluster-up cluster-down cluster-wipe cluster-status image demo demo-cli bench
 
 setup:  ## install apt packages, the Python venv and npm packages (idempotent, cached)
 	bash .ci/setup.sh
@@ -51,8 +51,11 @@ test: lint  ## everything: unit, integration, then e2e on the real cluster
 	$(VENV)/bin/pytest tests/unit tests/integration -q
 	$(MAKE) test-e2e
 
-demo: setup  ## a demo export end to end
+demo: setup helm  ## the Kubernetes path end to end: cluster, chart, RivetExport, wait Ready, manifest, validate
 	$(PY) -m tests.demo.demo
+
+demo-cli: setup  ## the standalone CLI end to end (no cluster): rivet run -> S3, manifest, validate
+	$(PY) -m tests.demo.cli_demo
 
 bench: setup  ## throughput vs the COPY/--quick floors, side by side
 	$(PY) -m bench.run

@@ -1,4 +1,4 @@
-"""`make demo`: a real export end to end on this machine, nothing mocked.
+"""`make demo-cli`: the standalone CLI end to end on this machine, no cluster, nothing mocked.
 
 Starts PostgreSQL 15 and an S3 server (SeaweedFS) on 127.0.0.1, seeds a 200,000-row table, runs
 `rivet run` (chunked, 2 workers, Parquet zstd) to S3, prints the manifest and `_SUCCESS`, runs
