@@ -121,34 +121,53 @@ class Operator:
 
 
 KSTATUS_SRC = REPO / "tests" / "e2e" / "kstatus"
+CACHE = Path(os.environ.get("RIVET_TESTBED_CACHE", "/var/cache/rivet-testbed"))
 
 
-@pytest.fixture(scope="session")
-def kstatus() -> Any:
-    """The real kstatus library (what Flux and cli-utils use), built from tests/e2e/kstatus via the Go proxy.
+def go_env() -> dict[str, str]:
+    """Go builds and module downloads cached by version under the test bed's cache (the Go proxy only)."""
+    return {
+        **os.environ,
+        "GOPATH": str(CACHE / "go"),
+        "GOMODCACHE": str(CACHE / "go" / "mod"),
+        "GOCACHE": str(CACHE / "go" / "build"),
+        "GOFLAGS": "-mod=mod",
+        "GOTOOLCHAIN": "local",
+    }
 
-    Returns a function: object JSON -> {"status": "Current|InProgress|Failed|...", "message": ...}.
-    """
-    import hashlib
-    import json
+
+def go_binary() -> str:
     import shutil
 
     go = shutil.which("go") or "/usr/local/go/bin/go"
     if not Path(go).exists():
-        pytest.skip("no Go toolchain to build the kstatus checker")
-    digest = hashlib.sha256((KSTATUS_SRC / "go.sum").read_bytes() + (KSTATUS_SRC / "main.go").read_bytes()).hexdigest()
-    cache = Path(os.environ.get("RIVET_TESTBED_CACHE", "/var/cache/rivet-testbed"))
-    binary = cache / "bin" / f"kstatus-{digest[:12]}"
+        pytest.skip("no Go toolchain to build the GitOps readers")
+    return go
+
+
+def build_go_tool(src: Path) -> Path:
+    """Build the Go module in `src` once per content (go.sum + main.go) into the cache; return the binary."""
+    import hashlib
+
+    digest = hashlib.sha256((src / "go.sum").read_bytes() + (src / "main.go").read_bytes()).hexdigest()
+    binary = CACHE / "bin" / f"{src.name}-{digest[:12]}"
     if not binary.exists():
         binary.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "GOPATH": str(cache / "go"),
-            "GOMODCACHE": str(cache / "go" / "mod"),
-            "GOCACHE": str(cache / "go" / "build"),
-            "GOFLAGS": "-mod=mod",
-        }
-        subprocess.run([go, "build", "-o", str(binary), "."], cwd=KSTATUS_SRC, env=env, check=True, timeout=900)
+        tmp = binary.with_suffix(".tmp")
+        subprocess.run([go_binary(), "build", "-o", str(tmp), "."], cwd=src, env=go_env(), check=True, timeout=900)
+        tmp.rename(binary)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def kstatus() -> Any:
+    """The real kstatus library (what cli-utils uses), built from tests/e2e/kstatus via the Go proxy.
+
+    Returns a function: object JSON -> {"status": "Current|InProgress|Failed|...", "message": ...}.
+    """
+    import json
+
+    binary = build_go_tool(KSTATUS_SRC)
 
     def compute(obj: dict[str, Any]) -> dict[str, str]:
         out = subprocess.run([str(binary)], input=json.dumps(obj), capture_output=True, text=True, check=True)
