@@ -14,10 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.demo.demo import seed
 from tests.fixtures.databases import start_postgres
 from tests.fixtures.objectstores import start_seaweedfs
-
-ROWS = 200_000
 
 
 def main() -> int:
@@ -26,15 +25,7 @@ def main() -> int:
     pg = start_postgres()
     s3 = start_seaweedfs()
     try:
-        pg.execute(
-            "CREATE TABLE public.orders (id bigint PRIMARY KEY, customer text, amount numeric(12,2),"
-            " placed_at timestamptz, status text, attrs jsonb)"
-        )
-        pg.execute(
-            f"INSERT INTO public.orders SELECT g, 'customer-' || (g % 997), (g % 10000) / 100.0,"
-            f" timestamptz '2026-01-01' + g * interval '1 minute', (ARRAY['new','paid','shipped'])[1 + g % 3],"
-            f" jsonb_build_object('n', g) FROM generate_series(1, {ROWS}) g"
-        )
+        seed(pg)
         s3.client().create_bucket(Bucket="lake")
         config = work / "rivet.yaml"
         config.write_text(

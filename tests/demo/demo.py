@@ -174,6 +174,7 @@ spec:
 
 
 def seed(pg: Any) -> None:
+    """The sample `orders` table both demos export (ROWS rows of mixed types)."""
     pg.execute(
         "CREATE TABLE public.orders (id bigint PRIMARY KEY, customer text, amount numeric(12,2),"
         " placed_at timestamptz, status text, attrs jsonb)"
