@@ -43,6 +43,7 @@ def main() -> int:
     ap.add_argument("--chunks", type=int, default=2000)
     ap.add_argument("--parallelism", type=int, default=8)
     ap.add_argument("--baseline-jobs", type=int, default=48, help="bare Jobs timed to estimate per-chunk Job cost")
+    ap.add_argument("--baseline-only", action="store_true", help="time the bare Jobs alone (re-measure on a quiet bed)")
     args = ap.parse_args()
     info = json.loads(TESTBED_JSON.read_text())
     cluster = Cluster(info["kubeconfig"], info["image"], info["host_address"], info["kubectl"], "Never", True)
@@ -87,6 +88,9 @@ def main() -> int:
         }
         # baseline: bare Jobs running the same command, `parallelism` at a time, no operator involved
         base_t = baseline(cluster, ns, info, args, pg.url)
+        if args.baseline_only:
+            print(json.dumps({"baseline_jobs": args.baseline_jobs, "s_per_job": round(base_t / args.baseline_jobs, 3)}))
+            return 0
         op.start()
         peak = 0
         t0 = time.monotonic()

@@ -602,3 +602,20 @@ def test_query_with_trailing_comment_and_semicolon_is_wrapped_safely(
     sql = "SELECT CAST(12.5 AS DECIMAL(30,15)) AS amount -- the user's note\n;"
     assert read(src, sql).to_pylist() == [{"amount": Decimal("12.5")}]
     src.close()
+
+
+def test_pg_connections_cannot_hang_on_a_silent_network(pg: DbServer) -> None:
+    """The liveness settings reach the socket: keepalive on, unacknowledged sends bounded."""
+    import os
+    import socket
+
+    src = source(SourceType.POSTGRES, pg.url)
+    fd = src._conn.pgconn.socket
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 120_000
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    finally:
+        sock.close()
+        src.close()

@@ -23,7 +23,7 @@ from rivet.sources.conform import conform_batch, rechunk
 from rivet.sources.failures import pg_error
 from rivet.sources.pg_types import PgColumn, PgTypeInfo, arrow_type, catalog_oids_needed, quote_ident
 from rivet.sources.sqltext import subquery
-from rivet.sources.urls import POSTGRES_SCHEMES, parse_url
+from rivet.sources.urls import POSTGRES_SCHEMES, parse_url, with_pg_liveness
 
 # ADBC cuts batches by bytes, not rows: aim a batch at `batch_size` rows of a typical width, clamped,
 # so batch_size stays the memory knob (one in-flight batch) whatever the table's row count.
@@ -51,7 +51,9 @@ class PostgresSource:
         self._timeout_s = cfg.tuning.statement_timeout_s
         self._lock = threading.Lock()  # psycopg connections are not for concurrent use
         try:
-            self._conn = psycopg.connect(self._url.raw, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            self._conn = psycopg.connect(
+                with_pg_liveness(self._url.raw), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
             # Timestamps from scalar() (bounds) come back in UTC whatever the server's TimeZone.
             self._conn.execute(f"SET statement_timeout = {self._timeout_ms}")
             self._conn.execute("SET TIME ZONE 'UTC'")
@@ -127,7 +129,7 @@ class PostgresSource:
 
     def _connect_bulk(self) -> Any:
         try:
-            conn = adbc_pg.connect(self._url.raw, autocommit=True)
+            conn = adbc_pg.connect(with_pg_liveness(self._url.raw), autocommit=True)
         except (adbc_driver_manager.Error, OSError) as exc:
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from rivet.errors import SourceError
 
@@ -56,3 +56,27 @@ def parse_url(url: str, schemes: frozenset[str], engine: str) -> DbUrl:
         database=unquote(parts.path.lstrip("/")),
         raw=url,
     )
+
+
+# libpq settings that turn a silent network into an error instead of a hang: keepalives notice a peer
+# that stopped answering while we wait for rows, tcp_user_timeout bounds how long sent bytes may stay
+# unacknowledged, connect_timeout bounds the handshake. A read that fails is retried (the chunk is
+# transient); a read that hangs holds a Job, and an operator slot, until someone notices.
+PG_LIVENESS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "6",
+    "tcp_user_timeout": "120000",
+}
+
+
+def with_pg_liveness(url: str) -> str:
+    """`url` with PG_LIVENESS added as query parameters; any the URL already sets are kept as given."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = {key for key, _ in query}
+    query += [(key, value) for key, value in PG_LIVENESS.items() if key not in given]
+    # %20 for spaces: libpq decodes %XX in URIs but not `+`
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
