@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import DEFAULT_IMAGE, TESTBED_JSON, Cluster, KubectlError, _kubectl_path
+from tests.e2e.conftest import DEFAULT_IMAGE, TESTBED_JSON, Cluster, Helm, KubectlError, _kubectl_path
 from tests.fixtures.databases import start_postgres
 from tests.fixtures.objectstores import start_seaweedfs
 from tests.unit.test_chart import CHART, find_helm
@@ -43,22 +43,6 @@ CRD_NAMES = ("rivetexports.rivet.dev", "rivetvalidations.rivet.dev")
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def shown(cmd: list[str]) -> str:
-    """A command as the user would type it (no --kubeconfig noise)."""
-    out: list[str] = []
-    skip = False
-    for arg in cmd:
-        if skip:
-            skip = False
-            continue
-        if arg == "--kubeconfig":
-            skip = True
-            continue
-        out.append(arg)
-    out[0] = Path(out[0]).name.split("-v")[0]
-    return shlex.join(out)
 
 
 def local_bed() -> Cluster:
@@ -83,22 +67,20 @@ def current_context() -> Cluster:
     return Cluster(kubeconfig, image, host, _kubectl_path(), "IfNotPresent", False)
 
 
-def kubectl(cluster: Cluster, *args: str, show: bool = True, **kw: Any) -> str:
-    if show:
-        ns = kw.get("namespace")
-        say(f"$ kubectl {'-n ' + ns + ' ' if ns else ''}{shlex.join(args)}".replace(str(REPO) + "/", ""))
-    out = cluster.kubectl(*args, **kw).stdout
-    return out
+def kubectl(cluster: Cluster, *args: str, **kw: Any) -> str:
+    """kubectl, echoed as the user would type it (no --kubeconfig, paths relative to the repository)."""
+    ns = kw.get("namespace")
+    say(f"$ kubectl {'-n ' + ns + ' ' if ns else ''}{shlex.join(args)}".replace(str(REPO) + "/", ""))
+    return cluster.kubectl(*args, **kw).stdout
 
 
-def helm(binary: str, cluster: Cluster, *args: str, home: Path) -> str:
-    cmd = [binary, "--kubeconfig", cluster.kubeconfig, *args]
-    say(f"$ {shown(cmd).replace(str(REPO) + '/', '')}")
-    env = {**os.environ, **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    if proc.returncode != 0:
-        raise SystemExit(f"helm {args[0]} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
-    return proc.stdout
+def helm(h: Helm, *args: str) -> str:
+    """helm, echoed the same way; a failure ends the demo with helm's own output."""
+    say(f"$ helm {shlex.join(args)}".replace(str(REPO) + "/", ""))
+    try:
+        return h(*args, timeout=600)
+    except AssertionError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def crds_owned_elsewhere(cluster: Cluster) -> bool:
@@ -114,24 +96,19 @@ def crds_owned_elsewhere(cluster: Cluster) -> bool:
     return False
 
 
-def fresh_namespace(cluster: Cluster, helm_bin: str, home: Path) -> None:
+def fresh_namespace(cluster: Cluster, h: Helm) -> None:
     if cluster.kubectl("get", "namespace", NS, check=False).returncode == 0:
         say(f"demo: namespace {NS} exists from an earlier run; removing it first")
         releases = cluster.kubectl("get", "secrets", "-l", "owner=helm", "-o", "name", namespace=NS).stdout
         if f"sh.helm.release.v1.{RELEASE}." in releases:
-            helm(helm_bin, cluster, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "120s", home=home)
+            helm(h, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "120s")
         cluster.kubectl("delete", "namespace", NS, "--timeout=180s", timeout=200)
     kubectl(cluster, "create", "namespace", NS)
     kubectl(
         cluster, "label", "namespace", NS,
         "pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/enforce-version=latest",
     )  # fmt: skip
-    cluster.wait_for(
-        "the namespace's default ServiceAccount",
-        lambda: cluster.kubectl("get", "serviceaccount", "default", namespace=NS, check=False).returncode == 0,
-        timeout=60,
-        interval=0.3,
-    )
+    cluster.wait_default_serviceaccount(NS)
 
 
 def export_yaml(endpoint: str) -> str:
@@ -195,7 +172,7 @@ def run(cluster: Cluster, cleanup: bool) -> int:
     helm_bin = find_helm()
     if not helm_bin:
         raise SystemExit("no helm binary: run `bash tests/cluster/helm.sh` (make helm)")
-    home = Path(tempfile.mkdtemp(prefix="rivet-demo-helm-"))
+    h = Helm(helm_bin, cluster, Path(tempfile.mkdtemp(prefix="rivet-demo-helm-")))
     host = str(cluster.host_address)
     say(f"demo: PostgreSQL ({ROWS:,} orders) and SeaweedFS (S3) on {host}, the address pods reach")
     pg = start_postgres(host=host)
@@ -203,7 +180,7 @@ def run(cluster: Cluster, cleanup: bool) -> int:
     try:
         seed(pg)
         s3.client().create_bucket(Bucket="lake")
-        fresh_namespace(cluster, helm_bin, home)
+        fresh_namespace(cluster, h)
 
         repository, _, tag = cluster.image.rpartition(":")
         crds_enabled = not crds_owned_elsewhere(cluster)
@@ -212,11 +189,10 @@ def run(cluster: Cluster, cleanup: bool) -> int:
             kubectl(cluster, "apply", "-f", str(CHART / "files" / "crds"))
         t0 = time.monotonic()
         helm(
-            helm_bin, cluster, "upgrade", "--install", RELEASE, str(CHART), "-n", NS,
+            h, "upgrade", "--install", RELEASE, str(CHART), "-n", NS,
             "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
             "--set", f"image.pullPolicy={cluster.pull_policy}", "--set", f"watchNamespaces={{{NS}}}",
             "--set", f"crds.enabled={str(crds_enabled).lower()}", "--wait", "--timeout", "180s",
-            home=home,
         )  # fmt: skip
         say(f"demo: operator installed and Available in {time.monotonic() - t0:.0f}s")
 
@@ -275,11 +251,7 @@ def run(cluster: Cluster, cleanup: bool) -> int:
     finally:
         if cleanup:
             say(f"demo: --cleanup: helm uninstall {RELEASE} and delete namespace {NS}")
-            env = {**os.environ, **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}}
-            subprocess.run(
-                [helm_bin, "--kubeconfig", cluster.kubeconfig, "uninstall", RELEASE, "-n", NS, "--wait"],
-                env=env, capture_output=True, timeout=300,
-            )  # fmt: skip
+            h("uninstall", RELEASE, "-n", NS, "--wait", check=False)
             cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
         if s3.process:
             s3.process.stop()

@@ -112,6 +112,16 @@ class Cluster:
         except TimeoutError:
             raise TimeoutError(f"job {namespace}/{name} did not finish:\n{self.describe(namespace)}") from None
 
+    def wait_default_serviceaccount(self, namespace: str) -> None:
+        """A new namespace's default ServiceAccount comes from the controller manager, shortly after;
+        pods created before it exists are refused."""
+        self.wait_for(
+            f"serviceaccount {namespace}/default",
+            lambda: self.kubectl("get", "serviceaccount", "default", namespace=namespace, check=False).returncode == 0,
+            timeout=60,
+            interval=0.3,
+        )
+
     def job_pods(self, name: str, namespace: str) -> list[dict[str, Any]]:
         pods = self.get_json("pods", "-l", f"job-name={name}", namespace=namespace)["items"]
         return sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"])
@@ -170,6 +180,27 @@ class Cluster:
                 },
             },
         }
+
+
+class Helm:
+    """The helm CLI against one cluster, with its caches and config under `home` (nothing in ~)."""
+
+    def __init__(self, binary: str, cluster: Cluster, home: Path) -> None:
+        self.binary = binary
+        self.cluster = cluster
+        self.env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+
+    def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> str:
+        cmd = [self.binary, "--kubeconfig", self.cluster.kubeconfig, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}\n{proc.stdout}")
+        return proc.stdout
 
 
 def _kubectl_path() -> str:
@@ -273,13 +304,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     name = f"e2e-{base}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("label", "namespace", name, "rivet.test/e2e=true")
-    # The namespace's default ServiceAccount comes from the controller manager, shortly after.
-    cluster.wait_for(
-        f"serviceaccount {name}/default",
-        lambda: cluster.kubectl("get", "serviceaccount", "default", namespace=name, check=False).returncode == 0,
-        timeout=60,
-        interval=0.3,
-    )
+    cluster.wait_default_serviceaccount(name)
     try:
         yield name
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, Helm
 from tests.e2e.operator_env import status
 from tests.e2e.test_operator import bucket_objects, ids_from, s3_export, secrets_for, seed_pg
 from tests.fixtures.databases import DbServer
@@ -36,25 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 RELEASE = "rivet-operator"  # fullname = the release name; cluster-scoped names add the namespace
 METRICS_PORT = 9090
-
-
-class Helm:
-    def __init__(self, binary: str, cluster: Cluster, home: Path) -> None:
-        self.binary = binary
-        self.cluster = cluster
-        self.env = {
-            **os.environ,
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-        }
-
-    def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> str:
-        cmd = [self.binary, "--kubeconfig", self.cluster.kubeconfig, *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}\n{proc.stdout}")
-        return proc.stdout
 
 
 @pytest.fixture
