@@ -33,6 +33,44 @@ def test_csv_text_rules() -> None:
     assert csv_text(pa.array([Decimal("-0.001")], pa.decimal128(10, 3))).type == pa.decimal128(10, 3)  # exact
     assert csv_text(pa.array([b"\x00\xff"])).to_pylist() == ["\\x00ff"]
     assert csv_text(pa.array([[1, 2], None], pa.list_(pa.int32()))).to_pylist() == ["[1, 2]", None]
+    assert csv_text(pa.array([dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)])).to_pylist() == [
+        "0001-01-01T00:00:00.000000",
+        "9999-12-31T23:59:59.999999",
+    ]
+
+
+def test_csv_decimals_are_plain_never_scientific() -> None:
+    values = [
+        Decimal(0),
+        Decimal("1E-10"),
+        Decimal("-1.234E-7"),
+        None,
+        Decimal("-9999999999999999999999999999.9999999999"),
+    ]
+    assert csv_text(pa.array(values, pa.decimal128(38, 10))).to_pylist() == [
+        "0.0000000000",
+        "0.0000000001",
+        "-0.0000001234",
+        None,
+        "-9999999999999999999999999999.9999999999",
+    ]
+    assert csv_text(pa.array(values, pa.decimal128(38, 10)).slice(1, 2)).to_pylist() == [
+        "0.0000000001",
+        "-0.0000001234",
+    ]
+    wide = pa.array([Decimal("-1E-30"), Decimal("9" * 35 + "." + "9" * 30)], pa.decimal256(65, 30))
+    assert csv_text(wide).to_pylist() == ["-0." + "0" * 29 + "1", "9" * 35 + "." + "9" * 30]
+    assert csv_text(pa.array([Decimal("0.000001")], pa.decimal128(12, 6))).type == pa.decimal128(12, 6)  # native
+
+
+def test_csv_arrays_are_json_with_scalar_text_for_their_elements() -> None:
+    assert csv_text(pa.array([[b"\x00\xff", None, b""]], pa.list_(pa.binary()))).to_pylist() == [
+        r'["\\x00ff", null, "\\x"]'
+    ]
+    assert csv_text(pa.array([[Decimal(0)]], pa.list_(pa.decimal128(38, 10)))).to_pylist() == ['["0.0000000000"]']
+    stamps = pa.array([None, [dt.datetime(1, 1, 1, tzinfo=dt.UTC)]], pa.list_(pa.timestamp("us", "UTC")))
+    assert csv_text(stamps.slice(1)).to_pylist() == ['["0001-01-01T00:00:00.000000Z"]']
+    assert csv_text(pa.array([['x,"y"', "😀"], []], pa.list_(pa.string()))).to_pylist() == ['["x,\\"y\\"", "😀"]', "[]"]
 
 
 def test_csv_writer_quotes_as_needed_and_writes_null_as_empty() -> None:
@@ -49,6 +87,24 @@ def test_csv_writer_quotes_as_needed_and_writes_null_as_empty() -> None:
     w.close()
     assert sink.getvalue() == b'"id","s","d","f"\n1,"a,""b""",-0.001,0.1\n2,,12.500,\n3,"",,1e+20\n'
     assert pcsv.read_csv(io.BytesIO(sink.getvalue())).num_rows == 3
+
+
+def test_csv_keeps_empty_text_apart_from_null_and_spells_special_floats() -> None:
+    schema = pa.schema([("s", pa.string()), ("b", pa.binary()), ("f", pa.float64()), ("g", pa.float32())])
+    sink = io.BytesIO()
+    w = open_writer(Format.CSV, sink, schema, Compression.NONE)
+    cols = [
+        pa.array(["", None, "a\r\nb", "\x01\t\\"]),
+        pa.array([b"", None, b"\x00", b"\xff"]),
+        pa.array([float("nan"), float("inf"), float("-inf"), -0.0]),
+        pa.array([float("nan"), None, 1.4e-45, 3.4028234663852886e38], pa.float32()),
+    ]
+    w.write_batch(pa.record_batch(cols, schema=schema))
+    w.close()
+    # Empty text is "" and NULL an empty cell; floats as Arrow spells them (nan, inf, -inf, -0).
+    assert sink.getvalue() == (
+        b'"s","b","f","g"\n"","\\x",nan,nan\n,,inf,\n"a\r\nb","\\x00",-inf,1e-45\n"\x01\t\\","\\xff",-0,3.4028235e+38\n'
+    )
 
 
 def test_dictionary_only_where_values_repeat() -> None:

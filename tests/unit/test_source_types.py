@@ -9,10 +9,10 @@ import pyarrow as pa
 import pytest
 
 from rivet.errors import SourceError, UnsupportedTypeError
-from rivet.sources.conform import conform_array, conform_batch, rechunk
+from rivet.sources.conform import conform_array, conform_batch, rechunk, refuse_pg_wrapped_temporal
 from rivet.sources.failures import mysql_error, pg_error
 from rivet.sources.mysql import text_projection, trailing_order_by
-from rivet.sources.mysql_types import MyField, decimal_precision
+from rivet.sources.mysql_types import MyField, decimal_precision, invalid_date_refusal
 from rivet.sources.mysql_types import arrow_type as my_arrow_type
 from rivet.sources.pg_types import PgColumn, PgTypeInfo, numeric_typmod
 from rivet.sources.pg_types import arrow_type as pg_arrow_type
@@ -237,9 +237,135 @@ def test_conform_rebuilds_sliced_lists_with_nulls() -> None:
 
 
 def test_conform_batch_names_the_column_that_does_not_fit() -> None:
-    batch = pa.record_batch({"n": pa.array(["NaN"])})
+    batch = pa.record_batch({"n": pa.array(["1.234"])})
     with pytest.raises(SourceError, match='column "n" has a value that does not fit decimal128'):
         conform_batch(batch, pa.schema([("n", pa.decimal128(5, 2))]), "postgres")
+
+
+@pytest.mark.parametrize(
+    ("values", "target", "message"),
+    [
+        (
+            ["1.5", None, "nan"],
+            pa.decimal128(5, 2),
+            'column "c" holds NaN, which has no exact Arrow decimal128(5, 2) value (Arrow decimals have no NaN or '
+            "infinity): cast it in a query, e.g. NULLIF(\"c\", 'NaN')::numeric(5,2) to export NaN as NULL, "
+            'or "c"::text',
+        ),
+        (
+            ["-inf"],
+            pa.decimal256(60, 10),
+            'column "c" holds -Infinity, which has no exact Arrow decimal256(60, 10) value (Arrow decimals have no '
+            "NaN or infinity): cast it in a query, e.g. CASE WHEN \"c\" IN ('NaN', 'Infinity', '-Infinity') "
+            'THEN NULL ELSE "c" END::numeric(60,10)',
+        ),
+    ],
+)
+def test_conform_refuses_pg_numeric_nan_and_infinity(
+    values: list[str | None], target: pa.DataType, message: str
+) -> None:
+    opaque = pa.opaque(pa.string(), "numeric", "PostgreSQL")  # how ADBC hands numerics over
+    column = pa.ExtensionArray.from_storage(opaque, pa.array(values, pa.string()))
+    with pytest.raises(UnsupportedTypeError) as err:
+        conform_batch(pa.record_batch([column], names=["c"]), pa.schema([("c", target)]), "postgres")
+    assert str(err.value) == message
+
+
+def test_conform_refuses_nan_inside_numeric_arrays() -> None:
+    arr = pa.array([["1.5"], ["NaN", None]], pa.list_(pa.string()))
+    with pytest.raises(UnsupportedTypeError, match=r'column "a" holds NaN, .* e\.g\. "a"::text\[\]$'):
+        conform_batch(
+            pa.record_batch([arr], names=["a"]), pa.schema([("a", pa.list_(pa.decimal128(5, 1)))]), "postgres"
+        )
+
+
+@pytest.mark.parametrize(("value", "shown"), [(2, "2"), (-1, "-1"), (127, "127")])
+def test_conform_refuses_mysql_tinyint1_other_than_0_or_1(value: int, shown: str) -> None:
+    batch = pa.record_batch([pa.array([0, 1, None, value], pa.int8())], names=["b"])
+    with pytest.raises(UnsupportedTypeError) as err:
+        conform_batch(batch, pa.schema([("b", pa.bool_())]), "mysql")
+    assert str(err.value) == (
+        f'column "b" holds {shown}, which has no exact Arrow bool value (only 0 and 1 map to Boolean exactly): '
+        "cast it in a query, e.g. CAST(`b` AS SIGNED)"
+    )
+
+
+def test_conform_maps_0_and_1_to_boolean() -> None:
+    out = conform_array(pa.array([0, 1, None], pa.int8()), pa.bool_())
+    assert out.to_pylist() == [False, True, None]
+    assert conform_array(pa.array([], pa.int8()), pa.bool_()).to_pylist() == []
+    assert conform_array(pa.array([None], pa.int8()), pa.bool_()).to_pylist() == [None]
+
+
+PG_EPOCH_US, PG_EPOCH_DAYS = 946_684_800_000_000, 10_957
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (
+            pa.array([0, -(2**63) + PG_EPOCH_US - 1], pa.int64()).view(pa.timestamp("us")),
+            'column "t" holds infinity or -infinity, which has no Arrow timestamp[us] value: '
+            'cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
+        ),
+        (
+            pa.array([-(2**31) + PG_EPOCH_DAYS], pa.int32()).view(pa.date32()),
+            'column "t" holds infinity or -infinity, which has no Arrow date32[day] value: '
+            'cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
+        ),
+        (
+            pa.array([-9222426057709551617], pa.int64()).view(pa.timestamp("us", "UTC")),  # 294276 AD wrapped
+            'column "t" holds a value after 294247-01-10, which has no Arrow timestamp[us, tz=UTC] value: '
+            'cast it in a query, e.g. "t"::text',
+        ),
+        (
+            pa.ListArray.from_arrays(
+                pa.array([0, 2]), pa.array([0, -(2**63) + PG_EPOCH_US], pa.int64()).view(pa.timestamp("us"))
+            ),
+            'column "t" holds infinity or -infinity, which has no Arrow timestamp[us] value: '
+            'cast it in a query, e.g. "t"::text[]',
+        ),
+    ],
+)
+def test_pg_wrapped_infinities_and_far_future_are_refused(column: pa.Array, message: str) -> None:
+    with pytest.raises(UnsupportedTypeError) as err:
+        refuse_pg_wrapped_temporal("t", column)
+    assert str(err.value) == message
+
+
+def test_pg_earliest_dates_are_not_mistaken_for_infinity() -> None:
+    refuse_pg_wrapped_temporal("t", pa.array([-210866803200000000, None], pa.int64()).view(pa.timestamp("us")))
+    refuse_pg_wrapped_temporal(
+        "t", pa.array([-2440550, 2145042905], pa.int32()).view(pa.date32())
+    )  # 4713 BC, 5874897 AD
+
+
+@pytest.mark.parametrize(
+    ("text", "candidates", "message"),
+    [
+        (
+            "Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: Couldn't convert the value "
+            "`Date(\"'0000-00-00'\")` to a desired type",
+            'column "d"',
+            "holds '0000-00-00', which is not a calendar date (a zero date, or a zero or invalid month or day) and "
+            "has no exact Arrow date value: cast it in a query, e.g. CAST(`d` AS CHAR) to keep the text, or "
+            "NULLIF(`d`, '0000-00-00') to export zero dates as NULL",
+        ),
+        (
+            "Could not retrieve `core::option::Option<chrono::naive::datetime::NaiveDateTime>`: Couldn't convert the "
+            "value `Date(\"'2024-00-10 01:02:03.250000'\")` to a desired type",
+            'one of the columns "dt", "ts"',
+            "holds '2024-00-10 01:02:03.250000', which is not a calendar date (a zero date, or a zero or invalid "
+            "month or day) and has no exact Arrow timestamp value: cast it in a query, e.g. CAST(`dt` AS CHAR) to "
+            "keep the text, or IF(MONTH(`dt`) = 0 OR DAYOFMONTH(`dt`) = 0, NULL, `dt`) to export NULL instead",
+        ),
+    ],
+)
+def test_mysql_invalid_date_refusal_names_candidate_columns(text: str, candidates: str, message: str) -> None:
+    schema = pa.schema([("id", pa.int32()), ("d", pa.date32()), ("dt", pa.timestamp("us")), ("ts", UTC)])
+    refusal = invalid_date_refusal(text, schema)
+    assert refusal is not None and str(refusal) == f"{candidates} {message}"
+    assert invalid_date_refusal("Table 't.x' doesn't exist", schema) is None
 
 
 def test_rechunk_bounds_rows_and_drops_empty_batches() -> None:

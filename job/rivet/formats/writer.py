@@ -103,13 +103,23 @@ class CsvPartWriter:
         self._writer.close()
 
 
+# Arrow prints a decimal in scientific notation when its exponent is below -6 (0 in decimal(38,10) is
+# "0E-10"): columns whose scale allows that are written as plain text (quoted, as all text is).
+MAX_NATIVE_DECIMAL_SCALE = 6
+
+
 def _native_csv(t: pa.DataType) -> bool:
-    """Types the CSV writer prints exactly as they are (unquoted numbers, true/false, ISO dates)."""
+    """Types the CSV writer prints exactly as they are (unquoted numbers, true/false, ISO dates).
+
+    Floats are the shortest text that reads back as the same value of their width; the special values
+    are spelled as Arrow writes them: `nan`, `inf`, `-inf`, and `-0` for negative zero (a reader whose
+    default null markers include "nan", like pyarrow's and pandas', must be told the only null is "").
+    """
     return bool(
         pa.types.is_integer(t)
         or pa.types.is_floating(t)
         or pa.types.is_boolean(t)
-        or pa.types.is_decimal(t)
+        or (pa.types.is_decimal(t) and t.scale <= MAX_NATIVE_DECIMAL_SCALE)
         or pa.types.is_date32(t)
     )
 
@@ -119,7 +129,7 @@ def csv_type(t: pa.DataType) -> pa.DataType:
 
 
 def csv_text(col: pa.Array) -> pa.Array:
-    """One column for CSV per the spec: exact decimals, ISO-8601 times, hex bytes, JSON arrays."""
+    """One column for CSV per the spec: exact plain decimals, ISO-8601 times, hex bytes, JSON arrays."""
     t = col.type
     if not isinstance(t, pa.BaseExtensionType) and _native_csv(t):
         return col
@@ -130,13 +140,56 @@ def csv_text(col: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(t):
         fmt = "%Y-%m-%dT%H:%M:%SZ" if t.tz else "%Y-%m-%dT%H:%M:%S"
         return cast(pa.Array, pc.strftime(col, format=fmt))
+    if pa.types.is_decimal(t):
+        return decimal_text(col)
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         return pa.array([None if v is None else "\\x" + v.hex() for v in col.to_pylist()], type=pa.string())
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return pa.array([None if v is None else json.dumps(v, default=str) for v in col.to_pylist()], type=pa.string())
+        return list_text(col)
     if pa.types.is_string(t):
         return col
     return col.cast(pa.string())
+
+
+def list_text(col: pa.Array) -> pa.Array:
+    """Arrays as JSON arrays: integers, floats and booleans as JSON values, every other element as the
+    string its scalar column would have in CSV (plain decimals, ISO-8601 times, hex bytes)."""
+    values = cast(pa.ListArray, col).flatten()  # only this slice's values
+    vt = values.type
+    if isinstance(vt, pa.BaseExtensionType) or not (
+        pa.types.is_integer(vt) or pa.types.is_floating(vt) or pa.types.is_boolean(vt)
+    ):
+        values = csv_text(values).cast(pa.string())
+    items = values.to_pylist()
+    offsets = cast(pa.ListArray, col).offsets.to_pylist()
+    valid = col.is_valid().to_pylist()
+    base = offsets[0] if offsets else 0
+    out = [
+        json.dumps(items[start - base : end - base], ensure_ascii=False) if ok else None
+        for ok, start, end in zip(valid, offsets, offsets[1:], strict=False)
+    ]
+    return pa.array(out, type=pa.string())
+
+
+def decimal_text(col: pa.Array) -> pa.Array:
+    """Decimals in plain notation with all `scale` digits ("0.0000000000", never "0E-10").
+
+    Arrow's own text is plain except for values below 1e-6 in magnitude; only those rows are redone,
+    from the unscaled integer (the same buffers read as scale 0), padded and split at the point."""
+    text = col.cast(pa.string())
+    scientific = pc.fill_null(pc.match_substring(text, "E"), False)
+    if not pc.any(scientific).as_py():
+        return text
+    small = pc.filter(col, scientific)
+    t, scale = small.type, small.type.scale
+    unscaled_type = pa.decimal128(t.precision, 0) if pa.types.is_decimal128(t) else pa.decimal256(t.precision, 0)
+    digits = pa.Array.from_buffers(unscaled_type, len(small), small.buffers(), 0, small.offset).cast(pa.string())
+    padded = pc.utf8_lpad(pc.utf8_ltrim(digits, characters="-"), width=scale + 1, padding="0")
+    plain = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(padded, 0, -scale), pc.utf8_slice_codeunits(padded, -scale), "."
+    )
+    plain = pc.if_else(pc.starts_with(digits, "-"), pc.binary_join_element_wise("-", plain, ""), plain)
+    return pc.replace_with_mask(text, scientific, plain)
 
 
 def uuid_text(storage: pa.Array) -> pa.Array:

@@ -2,17 +2,31 @@
 
 Drivers disagree with the spec in small ways (ADBC: numeric as an opaque string, citext as opaque bytes;
 ConnectorX: tinyint(1) as int8, timestamp naive, blobs as large_binary, decimals as decimal(38,10)).
-Every cast here is Arrow's safe cast, so a value that does not fit exactly raises instead of rounding.
+Every cast here is Arrow's safe cast, so a value that does not fit exactly raises instead of rounding;
+the few casts Arrow would make lossy without raising (integer to Boolean) are checked first. A value
+with no exact target value is refused with UnsupportedTypeError naming the column and the query fix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rivet.errors import SourceError
+from rivet.errors import SourceError, UnsupportedTypeError
+from rivet.sources import mysql_types, pg_types
+from rivet.sources.types import InexactValue
+
+# How ADBC spells PostgreSQL's non-finite numerics, and how PostgreSQL spells them.
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity", "infinity": "Infinity", "-infinity": "-Infinity"}
+
+
+# engine -> (column, target type, InexactValue) -> the query expression that exports the column exactly.
+_HINTS: dict[str, Callable[[str, pa.DataType, InexactValue], str]] = {
+    "postgres": pg_types.inexact_hint,
+    "mysql": mysql_types.inexact_hint,
+}
 
 
 def conform_array(arr: pa.Array, target: pa.DataType) -> pa.Array:
@@ -28,7 +42,30 @@ def conform_array(arr: pa.Array, target: pa.DataType) -> pa.Array:
         return pa.ExtensionArray.from_storage(target, storage)
     if pa.types.is_list(target) and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
         return _conform_list(arr, target)
-    return pc.cast(arr, target, safe=True)
+    if pa.types.is_boolean(target) and pa.types.is_integer(arr.type):
+        _refuse_non_boolean(arr)  # Arrow casts any non-zero integer to true
+    try:
+        return pc.cast(arr, target, safe=True)
+    except pa.ArrowInvalid:
+        if pa.types.is_decimal(target) and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            _refuse_non_finite(arr)  # only on failure: the common path pays nothing
+        raise
+
+
+def _refuse_non_boolean(arr: pa.Array) -> None:
+    bounds = pc.min_max(arr)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    bad = low if low is not None and low < 0 else high if high is not None and high > 1 else None
+    if bad is not None:
+        raise InexactValue(InexactValue.BOOLEAN, str(bad), "(only 0 and 1 map to Boolean exactly)")
+
+
+def _refuse_non_finite(arr: pa.Array) -> None:
+    lowered = pc.utf8_lower(arr)
+    hits = pc.filter(lowered, pc.is_in(lowered, value_set=pa.array(list(_NON_FINITE))))
+    if len(hits):
+        value = _NON_FINITE[hits[0].as_py()]
+        raise InexactValue(InexactValue.NON_FINITE, value, "(Arrow decimals have no NaN or infinity)")
 
 
 def _conform_list(arr: pa.Array, target: pa.DataType) -> pa.Array:
@@ -53,12 +90,74 @@ def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, engine: str) -> pa.R
     for i, field in enumerate(schema):
         try:
             columns.append(conform_array(batch.column(i), field.type))
+        except InexactValue as exc:
+            hint = _HINTS[engine](field.name, field.type, exc) if engine in _HINTS else ""
+            raise UnsupportedTypeError(
+                f'column "{field.name}" holds {exc.value}, which has no exact Arrow {field.type} value {exc.why}'
+                + (f": cast it in a query, e.g. {hint}" if hint else "")
+            ) from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise SourceError(
                 f'{engine}: column "{field.name}" has a value that does not fit {field.type} exactly: '
                 f"{str(exc).splitlines()[0]}"
             ) from None
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+# --- PostgreSQL through ADBC ------------------------------------------------------------------
+
+# ADBC 1.13 shifts PostgreSQL's 2000-based values to 1970 with wrap-around: 'infinity' and '-infinity'
+# (INT64/INT32 max and min) and timestamps after 294247-01-10 (beyond int64 microseconds since 1970)
+# come out as values tens of thousands of years before 4713 BC, PostgreSQL's minimum.
+_PG_EPOCH_US = 946_684_800_000_000
+_PG_EPOCH_DAYS = 10_957
+_INT64_MIN, _INT32_MIN = -(2**63), -(2**31)
+_TIMESTAMP_INFINITIES = {_INT64_MIN + _PG_EPOCH_US - 1: "infinity", _INT64_MIN + _PG_EPOCH_US: "-infinity"}
+_DATE_INFINITIES = {_INT32_MIN + _PG_EPOCH_DAYS - 1: "infinity", _INT32_MIN + _PG_EPOCH_DAYS: "-infinity"}
+_TIMESTAMP_FLOOR = -(10**18)  # ~31,000 BC in microseconds
+_DATE_FLOOR = -(10**9)  # ~2.7 million years BC in days
+
+
+def conform_pg_batch(batch: pa.RecordBatch, schema: pa.Schema, markers: list[tuple[int, str]]) -> pa.RecordBatch:
+    """Refuse multi-dimensional arrays and wrapped-around temporals, drop the marker columns, cast."""
+    for i, field in enumerate(schema):
+        refuse_pg_wrapped_temporal(field.name, batch.column(i))
+    for index, name in markers:
+        if pc.any(batch.column(index)).as_py():
+            raise UnsupportedTypeError(
+                f'column "{name}" holds a multi-dimensional array, which has no exact Arrow mapping '
+                f"(only 1-D arrays map to List): cast it in a query, e.g. {pg_types.quote_ident(name)}::text"
+            )
+    return conform_batch(batch, schema, "postgres")
+
+
+def refuse_pg_wrapped_temporal(name: str, column: pa.Array) -> None:
+    """UnsupportedTypeError if a date/timestamp column (or array of them) holds a wrapped-around value."""
+    suffix = ""
+    while pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        column, suffix = column.flatten(), "[]"
+    if pa.types.is_timestamp(column.type):
+        floor, storage, infinities = _TIMESTAMP_FLOOR, pa.int64(), _TIMESTAMP_INFINITIES
+    elif pa.types.is_date32(column.type):
+        floor, storage, infinities = _DATE_FLOOR, pa.int32(), _DATE_INFINITIES
+    else:
+        return
+    if column.null_count == len(column):
+        return
+    low = pc.min(column.view(storage)).as_py()
+    if low is None or low >= floor:
+        return
+    ident = pg_types.quote_ident(name)
+    if low in infinities:
+        fix = f"{ident}::text[]" if suffix else f"CASE WHEN isfinite({ident}) THEN {ident} END"
+        raise UnsupportedTypeError(
+            f'column "{name}" holds infinity or -infinity, which has no Arrow {column.type} value: '
+            f"cast it in a query, e.g. {fix}"
+        )
+    raise UnsupportedTypeError(  # wrapped values of timestamps after 294247 AD sort below the infinities
+        f'column "{name}" holds a value after 294247-01-10, which has no Arrow {column.type} value: '
+        f"cast it in a query, e.g. {ident}::text{suffix}"
+    )
 
 
 def rechunk(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:

@@ -6,11 +6,15 @@ MariaDB stores JSON as LONGTEXT with a json_valid() check and reports it as text
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from rivet.sources.types import JSON, TIME_US, TIMESTAMP_US, TIMESTAMP_US_UTC, decimal_type, unsupported
+from rivet.config.model import SourceType
+from rivet.errors import UnsupportedTypeError
+from rivet.sources import sql
+from rivet.sources.types import JSON, TIME_US, TIMESTAMP_US, TIMESTAMP_US_UTC, InexactValue, decimal_type, unsupported
 
 # Protocol type codes (include/mysql_com.h; pymysql.constants.FIELD_TYPE).
 DECIMAL, TINY, SHORT, LONG, FLOAT, DOUBLE, NULL, TIMESTAMP, LONGLONG, INT24 = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -65,7 +69,8 @@ class MyField:
 
 
 def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    """A column name quoted by the one quoting function (`rivet.sources.sql`)."""
+    return sql.quote_ident(SourceType.MYSQL, name)
 
 
 def decimal_precision(field: MyField) -> int:
@@ -93,3 +98,42 @@ def arrow_type(field: MyField) -> pa.DataType:
         return target
     name, cast = _UNSUPPORTED.get(code, (f"with code {code}", "CAST({c} AS CHAR)"))
     raise unsupported(field.name, name, cast.format(c=quote_ident(field.name)))
+
+
+def inexact_hint(name: str, target: pa.DataType, exc: InexactValue) -> str:
+    """The query expression that exports column `name` exactly when a value of it has no `target` value."""
+    if exc.kind == InexactValue.BOOLEAN:  # tinyint(1) holding other integers: export it as the integer
+        return f"CAST({quote_ident(name)} AS SIGNED)"
+    return f"CAST({quote_ident(name)} AS CHAR)"
+
+
+# ConnectorX panics on a DATE/DATETIME/TIMESTAMP that is no calendar date (MariaDB's zero date
+# '0000-00-00', a zero month or day, ALLOW_INVALID_DATES): chrono cannot hold it, and neither can Arrow.
+_INVALID_DATE = re.compile(r"Option<chrono::naive::(\w+)::(\w+)>`: Couldn't convert the value `Date\(\"'([^']*)'\"\)`")
+
+
+def invalid_date_refusal(driver_text: str, schema: pa.Schema) -> UnsupportedTypeError | None:
+    """The refusal for a ConnectorX read that failed on an invalid date, naming the candidate columns
+    (ConnectorX does not say which column; its target type narrows it to dates or timestamps)."""
+    match = _INVALID_DATE.search(driver_text)
+    if match is None:
+        return None
+    rust_type, value = match.group(2), match.group(3)
+    wanted = pa.types.is_date32 if rust_type == "NaiveDate" else pa.types.is_timestamp
+    names = [f.name for f in schema if wanted(f.type)] or [
+        f.name for f in schema if pa.types.is_date32(f.type) or pa.types.is_timestamp(f.type)
+    ]
+    if not names:
+        return None
+    column = quote_ident(names[0])
+    if value.strip("0-:. ") == "":
+        to_null = f"NULLIF({column}, '0000-00-00') to export zero dates as NULL"
+    else:
+        to_null = f"IF(MONTH({column}) = 0 OR DAYOFMONTH({column}) = 0, NULL, {column}) to export NULL instead"
+    which = f'column "{names[0]}"' if len(names) == 1 else "one of the columns " + ", ".join(f'"{n}"' for n in names)
+    kind = "date" if rust_type == "NaiveDate" else "timestamp"
+    return UnsupportedTypeError(
+        f"{which} holds '{value}', which is not a calendar date (a zero date, or a zero or invalid month or day) "
+        f"and has no exact Arrow {kind} value: cast it in a query, e.g. CAST({column} AS CHAR) to keep the text, "
+        f"or {to_null}"
+    )

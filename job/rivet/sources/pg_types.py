@@ -7,7 +7,18 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from rivet.sources.types import JSON, TIME_US, TIMESTAMP_US, TIMESTAMP_US_UTC, UUID, decimal_type, unsupported
+from rivet.config.model import SourceType
+from rivet.sources import sql
+from rivet.sources.types import (
+    JSON,
+    TIME_US,
+    TIMESTAMP_US,
+    TIMESTAMP_US_UTC,
+    UUID,
+    InexactValue,
+    decimal_type,
+    unsupported,
+)
 
 NUMERIC_OID = 1700
 
@@ -76,7 +87,8 @@ def numeric_typmod(typmod: int) -> tuple[int, int] | None:
 
 
 def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """A column name quoted by the one quoting function (`rivet.sources.sql`)."""
+    return sql.quote_ident(SourceType.POSTGRES, name)
 
 
 def arrow_type(column: PgColumn, catalog: Mapping[int, PgTypeInfo]) -> pa.DataType:
@@ -133,3 +145,14 @@ def _numeric(name: str, typmod: int, suffix: str) -> pa.DataType:
         f"{ident}::{hint}{suffix}",
         "with no exact Arrow decimal (at most 76 digits, scale 0..precision)",
     )
+
+
+def inexact_hint(name: str, target: pa.DataType, exc: InexactValue) -> str:
+    """The query expression that exports column `name` exactly when a value of it has no `target` value."""
+    ident = quote_ident(name)
+    if exc.kind == InexactValue.NON_FINITE and pa.types.is_decimal(target):
+        numeric = f"numeric({target.precision},{target.scale})"
+        if exc.value == "NaN":
+            return f"NULLIF({ident}, 'NaN')::{numeric} to export NaN as NULL, or {ident}::text"
+        return f"CASE WHEN {ident} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE {ident} END::{numeric}"
+    return f"{ident}::text[]" if pa.types.is_list(target) else f"{ident}::text"

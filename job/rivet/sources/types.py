@@ -29,6 +29,19 @@ def decimal_type(precision: int, scale: int) -> pa.DataType | None:
     return None
 
 
+class InexactValue(ValueError):
+    """A source value the target type cannot hold exactly; `kind` selects the query fix to suggest."""
+
+    BOOLEAN = "boolean"  # an integer other than 0/1 bound for Boolean (MySQL tinyint(1))
+    NON_FINITE = "non_finite"  # NaN or an infinity bound for a decimal (PostgreSQL numeric)
+
+    def __init__(self, kind: str, value: str, why: str) -> None:
+        super().__init__(f"{value} {why}")
+        self.kind = kind
+        self.value = value
+        self.why = why
+
+
 def unsupported(column: str, type_name: str, cast_example: str, why: str = "") -> UnsupportedTypeError:
     """The one wording for unmappable columns: which column, which type, which cast fixes it."""
     why = why or "with no exact Arrow mapping"
