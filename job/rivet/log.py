@@ -1,6 +1,7 @@
 """Structured logs on stderr: one `key=value` line per event (or JSON with RIVET_LOG_FORMAT=json).
 
-Every value passes through redaction; callers register secret values with `add_secret`.
+Every value passes through redaction; callers register secret values with `add_secret` the moment they
+read them. `scrub` masks a message, `scrub_obj` a document before it is serialised (field by field).
 """
 
 from __future__ import annotations
@@ -12,23 +13,34 @@ import sys
 import threading
 from typing import Any
 
-from rivet.redact import redact_text
+from rivet.redact import redact_obj, redact_text, secret_values
 
 _secrets: set[str] = set()
-_lock = threading.Lock()
+_lock = threading.Lock()  # one line at a time on stderr
+_secrets_lock = threading.Lock()
 
 
 def add_secret(value: str | None) -> None:
+    """Mask `value` in every message from now on; for a database URL, also its password and the
+    pieces of it a URL parser could quote (see `rivet.redact.secret_values`)."""
     if value:
-        _secrets.add(value)
+        with _secrets_lock:
+            _secrets.update(secret_values(value))
 
 
 def secrets() -> tuple[str, ...]:
-    return tuple(_secrets)
+    with _secrets_lock:
+        return tuple(_secrets)
 
 
 def scrub(text: str) -> str:
     return redact_text(text, secrets())
+
+
+def scrub_obj(obj: Any) -> Any:
+    """`obj` (dicts, lists, scalars) with each string redacted on its own: call before json.dumps,
+    never redact the serialised text (that would also rewrite values such as a base64 MD5)."""
+    return redact_obj(obj, secrets())
 
 
 def _fmt(value: Any) -> str:

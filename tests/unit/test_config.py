@@ -151,3 +151,84 @@ def test_host_fields_build_a_url_with_the_password_from_env() -> None:
 
 def test_invalid_yaml_reports_line() -> None:
     assert "line" in error("source: [unclosed")
+
+
+# --- source.tuning: absent means default, 0 means what it says ----------------------------------
+
+TUNED = BASE.replace("  url_env: DB_URL\n", "  url_env: DB_URL\n  tuning:\n{tuning}")
+
+
+def tuning(lines: str) -> object:
+    cfg = load(TUNED.replace("{tuning}", textwrap.indent(textwrap.dedent(lines), "    ")))
+    return cfg.source.tuning  # type: ignore[attr-defined]
+
+
+def test_tuning_defaults_when_absent() -> None:
+    t = load(BASE).source.tuning  # type: ignore[attr-defined]
+    assert (t.batch_size, t.statement_timeout_s, t.max_retries) == (50_000, 300, 3)
+    t = tuning("batch_size: 10\n")
+    assert (t.batch_size, t.statement_timeout_s, t.max_retries) == (10, 300, 3)  # type: ignore[attr-defined]
+    t = tuning("max_retries: null\n")
+    assert t.max_retries == 3  # type: ignore[attr-defined]
+
+
+def test_statement_timeout_zero_means_no_timeout_not_the_default() -> None:
+    t = tuning("statement_timeout_s: 0\n")
+    assert t.statement_timeout_s == 0 and t.max_retries == 3  # type: ignore[attr-defined]
+
+
+def test_max_retries_zero_means_one_attempt_not_the_default() -> None:
+    t = tuning("max_retries: 0\n")
+    assert t.max_retries == 0 and t.statement_timeout_s == 300  # type: ignore[attr-defined]
+
+
+def test_all_zeros_together() -> None:
+    t = tuning("statement_timeout_s: 0\nmax_retries: 0\nbatch_size: 1\n")
+    assert (t.batch_size, t.statement_timeout_s, t.max_retries) == (1, 0, 0)  # type: ignore[attr-defined]
+
+
+def test_batch_size_zero_is_an_error_naming_the_field() -> None:
+    msg = error(TUNED.replace("{tuning}", "    batch_size: 0\n"))
+    assert msg.startswith("source.tuning.batch_size: must be at least 1, got 0"), msg
+
+
+@pytest.mark.parametrize("field", ["statement_timeout_s", "max_retries"])
+def test_negative_tuning_values_are_refused(field: str) -> None:
+    msg = error(TUNED.replace("{tuning}", f"    {field}: -1\n"))
+    assert msg.startswith(f"source.tuning.{field}: must be at least 0, got -1"), msg
+
+
+@pytest.mark.parametrize("value", ["'5'", "true", "1.5"])
+def test_tuning_values_must_be_integers(value: str) -> None:
+    msg = error(TUNED.replace("{tuning}", f"    max_retries: {value}\n"))
+    assert msg.startswith("source.tuning.max_retries: must be an integer"), msg
+
+
+def test_operator_rendering_keeps_zero_tuning_values() -> None:
+    from rivet_operator.spec import check_spec, render_config
+
+    spec = {
+        "source": {
+            "type": "postgres",
+            "urlFrom": {"secretKeyRef": {"name": "db", "key": "url"}},
+            "tuning": {"statementTimeoutS": 0, "maxRetries": 0, "batchSize": 1},
+        },
+        "table": "public.t",
+        "destination": {"type": "s3", "bucket": "b"},
+        "maxChunkRetries": 0,
+    }
+    rendered = render_config("orders", spec)
+    assert rendered["source"]["tuning"] == {"statement_timeout_s": 0, "max_retries": 0, "batch_size": 1}
+    t = check_spec("orders", spec).source.tuning
+    assert (t.batch_size, t.statement_timeout_s, t.max_retries) == (1, 0, 0)
+
+
+def test_crd_tuning_bounds_accept_zero_where_zero_means_something() -> None:
+    from rivet_operator.crds import export_spec
+
+    spec = export_spec()["properties"]
+    tuning_props = spec["source"]["properties"]["tuning"]["properties"]
+    assert tuning_props["statementTimeoutS"]["minimum"] == 0
+    assert tuning_props["maxRetries"]["minimum"] == 0
+    assert tuning_props["batchSize"]["minimum"] == 1
+    assert spec["maxChunkRetries"]["minimum"] == 0

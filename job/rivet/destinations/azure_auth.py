@@ -12,6 +12,7 @@ from rivet.destinations._config import check_endpoint, read_env, require
 from rivet.destinations.azure import AzureDestination
 from rivet.destinations.azure_errors import AzureErrors
 from rivet.errors import ConfigError
+from rivet.log import add_secret
 
 
 def _auth_mode(cfg: DestinationConfig) -> str:
@@ -48,12 +49,15 @@ def open_azure(cfg: DestinationConfig, prefix: str, env: Mapping[str, str]) -> A
     if mode == "account_key_env":
         account = require(cfg.account_name, "account_name", "azure (with account_key_env)")
         key = read_env(env, "account_key_env", cfg.account_key_env) or ""
+        add_secret(key)  # registered the moment it is read: every later message is masked
         credential = {"account_name": account, "account_key": key}
         secrets = (key,)
         hint = "destination.account_name/account_key_env"
     elif mode == "sas_token_env":
         raw = read_env(env, "sas_token_env", cfg.sas_token_env) or ""
         sas = raw.strip().lstrip("?")
+        add_secret(raw)
+        add_secret(sas)
         if "sig=" not in sas:
             raise ConfigError(
                 "destination.sas_token_env",

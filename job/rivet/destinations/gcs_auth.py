@@ -19,6 +19,7 @@ from rivet.destinations._config import check_endpoint, require
 from rivet.destinations.gcs import GcsDestination
 from rivet.destinations.gcs_errors import GcsErrors
 from rivet.errors import ConfigError
+from rivet.log import add_secret
 
 SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
 
@@ -39,6 +40,10 @@ def _from_file(path: str, field: str) -> tuple[Any, str | None]:
     except ValueError as exc:
         raise bad("not valid JSON") from exc
     kind = info.get("type") if isinstance(info, dict) else None
+    if isinstance(info, dict):  # registered the moment they are read: every later message is masked
+        for secret in ("private_key", "client_secret", "refresh_token"):
+            if isinstance(info.get(secret), str):
+                add_secret(info[secret])
     try:
         if kind == "service_account":
             creds = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)  # type: ignore[no-untyped-call]

@@ -16,6 +16,7 @@ from rivet.destinations._config import check_endpoint, read_env, require
 from rivet.destinations.s3 import S3Destination
 from rivet.destinations.s3_errors import S3Errors
 from rivet.errors import ConfigError
+from rivet.log import add_secret
 
 # SeaweedFS (and other S3-compatibles) reject the newer default checksum headers on multipart uploads.
 CLIENT_CONFIG = dict(
@@ -25,6 +26,12 @@ CLIENT_CONFIG = dict(
     connect_timeout=10,
     read_timeout=120,
 )
+
+
+def _secret(value: str | None) -> str | None:
+    """Register a credential for redaction the moment it is read (the access key id is not secret)."""
+    add_secret(value)
+    return value
 
 
 def _session(env: Mapping[str, str], profile: str | None) -> boto3.session.Session:
@@ -57,17 +64,19 @@ def open_s3(cfg: DestinationConfig, prefix: str, env: Mapping[str, str]) -> S3De
     kwargs: dict[str, Any] = {}
     if cfg.access_key_env:
         kwargs["aws_access_key_id"] = read_env(env, "access_key_env", cfg.access_key_env)
-        kwargs["aws_secret_access_key"] = read_env(env, "secret_key_env", cfg.secret_key_env)
-        kwargs["aws_session_token"] = read_env(env, "session_token_env", cfg.session_token_env)
+        kwargs["aws_secret_access_key"] = _secret(read_env(env, "secret_key_env", cfg.secret_key_env))
+        kwargs["aws_session_token"] = _secret(read_env(env, "session_token_env", cfg.session_token_env))
         hint = "destination.access_key_env/secret_key_env" + ("/session_token_env" if cfg.session_token_env else "")
     elif cfg.aws_profile:
         hint = f"destination.aws_profile ({cfg.aws_profile})"
     else:
         hint = "the default AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, role)"
+        for var in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):  # the chain may read them itself
+            _secret(env.get(var) or None)
         if env is not os.environ and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
             kwargs["aws_access_key_id"] = env["AWS_ACCESS_KEY_ID"]
-            kwargs["aws_secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
-            kwargs["aws_session_token"] = env.get("AWS_SESSION_TOKEN") or None
+            kwargs["aws_secret_access_key"] = _secret(env["AWS_SECRET_ACCESS_KEY"])
+            kwargs["aws_session_token"] = _secret(env.get("AWS_SESSION_TOKEN") or None)
     region = cfg.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ("us-east-1" if endpoint else None)
     config = Config(**CLIENT_CONFIG, s3={"addressing_style": "path"} if endpoint else {})
     try:

@@ -1,7 +1,9 @@
 """Turn driver exceptions into one-line SourceErrors: retryable or not, and never with credentials.
 
 Drivers rarely give a SQLSTATE for connection failures, and ADBC/ConnectorX messages may echo the URI,
-so classification reads the text and every message is redacted with the password as a known secret.
+so classification reads the text and every message is redacted with the password, in every spelling and
+in the pieces a URL parser could cut it into, as known secrets (`DbUrl.secrets`). URLs that parsers
+would cut in different places never reach a driver: `parse_url` refuses them first.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def unreachable(engine: str, url: DbUrl, detail: str) -> SourceError:
 def auth_failed(engine: str, url: DbUrl) -> SourceError:
     return SourceError(
         f"{engine} at {url.endpoint}: authentication failed for user '{url.user}' "
-        "(check the password in source.url_env / password_env)",
+        "(check the password in source.url_env / password_env; inside a URL, a password holding "
+        "/ # ? @ : or % must be percent-encoded)",
         permanent=True,
     )
 

@@ -1,11 +1,14 @@
-"""Split a source URL into the parts each driver wants, and a redacted label for messages."""
+"""Split a source URL into the parts each driver wants; refuse, without quoting it, a URL that drivers
+would cut in different places (an unencoded `/`, `#`, `?` or `@` in the password)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from rivet.errors import SourceError
+from rivet.redact import password_pieces, secret_values
 
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 MYSQL_SCHEMES = frozenset({"mysql", "mariadb"})
@@ -29,28 +32,78 @@ class DbUrl:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values to mask in any driver message (drivers may echo the URI)."""
-        return tuple(s for s in (self.password, self.raw) if s)
+        """Values to mask in any driver message (drivers may echo the URI): the URL, the password in
+        every spelling, and its pieces between URL delimiters."""
+        return tuple(s for s in {*secret_values(self.raw), *(password_pieces(self.password) if self.password else ())})
 
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
 
+# Never quote the URL, nor any part of it, in these: a malformed URL is malformed because the parser
+# cut it in the wrong place, so any "host", "port" or "path" it reports may be a piece of the password.
+ENCODE_HINT = (
+    "percent-encode the user name and password, e.g. "
+    "python3 -c 'import urllib.parse,sys;print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'p@ss' "
+    "prints p%40ss"
+)
+
+
+def malformed(engine: str, problem: str) -> SourceError:
+    return SourceError(f"{engine}: the source URL is malformed: {problem}; {ENCODE_HINT}", permanent=True)
+
+
+def _authority_end(rest: str) -> int:
+    """Where the authority of `rest` (a URL after `scheme://`) ends: its first `/`, `?` or `#`."""
+    return min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+
+
+def check_delimiters(url: str, engine: str) -> None:
+    """Refuse URLs whose user info holds an unencoded `/`, `#`, `?`, `@` or a stray `%`.
+
+    URL parsers disagree on such URLs (Python and libpq cut the user info at different places) and
+    their messages then quote a piece of the password as a host, port or database. One `@` may
+    appear, inside the authority; `#` nowhere (a fragment means nothing to a database URL)."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    end = _authority_end(rest)
+    if "#" in rest:
+        raise malformed(engine, "it holds an unencoded '#' (write it as %23)")
+    if rest.count("@") > 1 or "@" in rest[end:]:
+        raise malformed(
+            engine,
+            "an unencoded '/', '?', '#' or '@' in the user name or password (or an '@' after the host) "
+            "splits it in the wrong place",
+        )
+    userinfo = rest[: rest.find("@")] if "@" in rest else ""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", userinfo):
+        raise malformed(engine, "the user name or password holds a '%' that is not a %XX escape (write it as %25)")
+
+
 def parse_url(url: str, schemes: frozenset[str], engine: str) -> DbUrl:
-    """Parse `scheme://user:password@host:port/database`; reject other schemes with the accepted ones."""
+    """Parse `scheme://user:password@host:port/database`; reject other schemes with the accepted ones.
+
+    No message quotes any part of the URL but its scheme: see `check_delimiters`."""
+    accepted = " or ".join(f"{s}://" for s in sorted(schemes))
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in schemes:
+        given = f", got {scheme}://" if re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", scheme) else ""
+        raise SourceError(f"{engine}: source URL must start with {accepted}{given}")
+    check_delimiters(url, engine)
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise SourceError(f"{engine}: malformed source URL ({exc})") from None
-    if parts.scheme not in schemes:
-        accepted = " or ".join(f"{s}://" for s in sorted(schemes))
-        raise SourceError(f"{engine}: source URL must start with {accepted}, got {parts.scheme or '(none)'}://")
+        hostname = parts.hostname
+    except ValueError:
+        raise malformed(
+            engine,
+            "the part after the '@' is not host[:port] (the port must be a number up to 65535, "
+            "an IPv6 address needs [brackets]); if there is no '@', the URL has no user:password@",
+        ) from None
     return DbUrl(
-        scheme=parts.scheme,
-        host=parts.hostname or "localhost",
-        port=port or _DEFAULT_PORTS[parts.scheme],
+        scheme=scheme,
+        host=hostname or "localhost",
+        port=port or _DEFAULT_PORTS[scheme],
         user=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
         database=unquote(parts.path.lstrip("/")),

@@ -1,0 +1,165 @@
+"""No piece of a source password in any output of the real CLI, against real PostgreSQL and MariaDB:
+not when the password holds unencoded `/ # ? @` (the URL parsers cut it and quote the pieces), not
+when it is wrong, not when it works. And `0` in source.tuning means what it says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.fixtures.databases import DbServer
+from tests.integration.rivet_cli import Result, rivet, write_config
+
+# Letters that appear in no message, so any 3-character piece found in the output is a leak.
+SPECIAL_PASSWORDS = [
+    "Qz7/KxVwJm",
+    "Qz7#KxVwJm",
+    "Qz7?KxVwJm",
+    "Qz7@KxVwJm",
+    "Qz7/Kx#Vw?Jm@Yq",
+    "Yq@Qz7@Kx/Vw/Jm",
+    "Kx?Qz7=Vw&Jm=Yq",
+]
+
+
+def pieces(secret: str) -> set[str]:
+    return {secret[i : i + n] for n in range(3, len(secret) + 1) for i in range(len(secret) - n + 1)}
+
+
+def assert_no_piece(res: Result, *secrets: str) -> None:
+    for secret in secrets:
+        leaked = sorted(p for p in pieces(secret) if p in res.output)
+        assert not leaked, f"pieces {leaked} of a password in the output:\n{res.output}"
+
+
+def one_error(res: Result) -> str:
+    lines = [line for line in res.stderr.splitlines() if line.startswith("rivet: error:")]
+    assert len(lines) == 1, res.output
+    return lines[0]
+
+
+def server_url(server: DbServer, user: str, password: str, database: str | None = None) -> str:
+    scheme = "postgresql" if server.engine == "postgres" else "mysql"
+    return f"{scheme}://{user}:{password}@{server.host}:{server.port}/{database or server.database}"
+
+
+def config(tmp_path: Path, server: DbServer, url: str, name: str, **tuning: Any) -> Path:
+    exp = {"name": "t", "table": "rivet_secret_t", "destination": {"type": "local", "path": str(tmp_path / name)}}
+    return write_config(tmp_path / f"{name}.yaml", url, [exp], engine=server.engine, tuning=tuning or None)
+
+
+@pytest.fixture(params=["pg", "mysql"])
+def server(request: pytest.FixtureRequest) -> DbServer:
+    db: DbServer = request.getfixturevalue(request.param)
+    db.execute("DROP TABLE IF EXISTS rivet_secret_t")
+    db.execute("CREATE TABLE rivet_secret_t (id int PRIMARY KEY)")
+    db.execute("INSERT INTO rivet_secret_t (id) VALUES (1), (2), (3)")
+    return db
+
+
+@pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
+def test_unencoded_special_characters_are_refused_and_never_echoed(
+    server: DbServer, password: str, tmp_path: Path
+) -> None:
+    url = server_url(server, server.user, password)
+    cfg = config(tmp_path, server, url, "out")
+    for argv in (("run", "-c", str(cfg)), ("plan", "-c", str(cfg), "-e", "t", "--run-id", "r1")):
+        res = rivet(*argv, db_url=url, timeout=120)
+        assert res.code == 1, res.output
+        error = one_error(res)
+        assert "source URL is malformed" in error and "percent-encode" in error, error
+        assert "urllib.parse.quote" in error, error
+        assert_no_piece(res, password)
+        if argv[0] == "plan":  # the JSON error document on stdout (what a Job's termination message holds)
+            assert res.json["ok"] is False and "percent-encode" in res.json["error"]["message"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("password", ["Qz7/Kx#Vw?Jm@Yq", "WqzKxVwJmYpQ"])
+def test_a_wrong_password_says_authentication_failed_and_quotes_no_piece(
+    server: DbServer, password: str, tmp_path: Path
+) -> None:
+    url = server_url(server, server.user, quote(password, safe=""))
+    res = rivet("run", "-c", str(config(tmp_path, server, url, "out")), db_url=url, timeout=120)
+    assert res.code == 1, res.output
+    assert f"authentication failed for user '{server.user}'" in one_error(res)
+    assert_no_piece(res, password, quote(password, safe=""))
+    assert server.password not in res.output  # random hex: its 3-character pieces may occur by chance
+
+
+def test_the_fix_the_message_gives_works(server: DbServer, tmp_path: Path) -> None:
+    """A user whose password holds every special character logs in once it is percent-encoded."""
+    user, password = "rivet_special", "Qz7/Kx#Vw?Jm@Yq:Zp%Lr"
+    if server.engine == "postgres":
+        server.execute(f"DROP ROLE IF EXISTS {user}")
+        server.execute(f"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'")
+    else:
+        for host in ("%", "localhost"):
+            server.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+            server.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
+            server.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}'")
+    url = server_url(server, user, quote(password, safe=""))
+    res = rivet("run", "-c", str(config(tmp_path, server, url, "out")), db_url=url, timeout=120)
+    assert res.code == 0, res.output
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    assert_no_piece(res, password, quote(password, safe=""))
+
+
+# --- tuning zeros ------------------------------------------------------------------------------
+
+
+def sleepy_query(server: DbServer, seconds: float) -> str:
+    """One row that takes `seconds` to produce (at stream time: describe reads zero rows)."""
+    if server.engine == "postgres":
+        return f"SELECT id, length(pg_sleep({seconds})::text) AS n FROM rivet_secret_t WHERE id = 1"
+    return f"SELECT id, SLEEP({seconds}) AS n FROM rivet_secret_t WHERE id = 1"
+
+
+def sleepy_config(tmp_path: Path, server: DbServer, name: str, seconds: float, **tuning: Any) -> Path:
+    exp = {
+        "name": "t",
+        "query": sleepy_query(server, seconds),
+        "destination": {"type": "local", "path": str(tmp_path / name)},
+    }
+    return write_config(tmp_path / f"{name}.yaml", server.url, [exp], engine=server.engine, tuning=tuning)
+
+
+def events(res: Result, event: str) -> list[str]:
+    return [line for line in res.stderr.splitlines() if re.search(rf"\bevent={event}\b", line)]
+
+
+def test_statement_timeout_zero_means_no_timeout(server: DbServer, tmp_path: Path) -> None:
+    cfg = sleepy_config(tmp_path, server, "out", 2, statement_timeout_s=0, max_retries=0)
+    res = rivet("run", "-c", str(cfg), db_url=server.url, timeout=120)
+    assert res.code == 0, res.output
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_max_retries_zero_makes_exactly_one_attempt(server: DbServer, tmp_path: Path) -> None:
+    # A statement timeout is transient (retryable): with max_retries 1 it is retried once...
+    once = rivet(
+        "run",
+        "-c",
+        str(sleepy_config(tmp_path, server, "once", 3, statement_timeout_s=1, max_retries=1)),
+        db_url=server.url,
+        timeout=120,
+    )
+    assert once.code == 1, once.output
+    assert len(events(once, "chunk_retry")) == 1, once.output
+    assert [("attempt=2" in line) for line in events(once, "chunk_failed")] == [True], once.output
+    # ... and with max_retries 0 it is not retried at all.
+    none = rivet(
+        "run",
+        "-c",
+        str(sleepy_config(tmp_path, server, "none", 3, statement_timeout_s=1, max_retries=0)),
+        db_url=server.url,
+        timeout=120,
+    )
+    assert none.code == 1, none.output
+    assert "statement_timeout_s=1" in one_error(none)
+    assert events(none, "chunk_retry") == [], none.output
+    assert [("attempt=1" in line) for line in events(none, "chunk_failed")] == [True], none.output
