@@ -9,10 +9,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 setup:  ## install apt packages, the Python venv and npm packages (idempotent, cached)
 	bash .ci/setup.sh
 
-lint: setup  ## ruff + mypy --strict
+lint: setup  ## ruff + mypy --strict + the import layers (import-linter)
 	$(VENV)/bin/ruff check job operator tests bench
 	$(VENV)/bin/ruff format --check job operator tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(VENV)/bin/pytest tests/unit -q

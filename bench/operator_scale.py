@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from rivet.config.loader import load_config_text
+from rivet.engine.planning import plan_for
 from tests.e2e.conftest import TESTBED_JSON, Cluster
 from tests.e2e.operator_env import Operator
 from tests.fixtures.databases import start_postgres
@@ -150,6 +152,10 @@ def baseline(cluster: Cluster, ns: str, info: dict[str, Any], args: argparse.Nam
         },
     }
     cluster.create(cfg, ns)
+    # the plan a plan Job would print for keys 1..5n in chunks of 5 (the bare Jobs skip planning)
+    exp = load_config_text(cfg["data"]["rivet.yaml"], need_source=False).exports[0]
+    plan = plan_for("postgres", exp, 1, args.baseline_jobs * 5)
+    plan_doc = json.dumps({"plan": plan.recorded(), "plan_fingerprint": plan.fingerprint})
     pending = list(range(1, args.baseline_jobs + 1))
     running: set[str] = set()
     t0 = time.monotonic()
@@ -170,10 +176,8 @@ def baseline(cluster: Cluster, ns: str, info: dict[str, Any], args: argparse.Nam
                     "b",
                     "--chunk",
                     str(i),
-                    "--lo",
-                    str(i * 5 - 4),
-                    "--hi",
-                    str(i * 5),
+                    "--plan",
+                    plan_doc,
                 ],
                 env={"U": url},
                 volumes=[{"name": "c", "configMap": {"name": "bcfg"}}, {"name": "t", "emptyDir": {}}],

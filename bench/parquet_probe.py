@@ -50,6 +50,7 @@ def write(batches: list[pa.RecordBatch], schema: pa.Schema, digest: bool, **opts
 def main() -> int:
     from rivet.config.model import Secret, SourceConfig, SourceType
     from rivet.sources.factory import open_source
+    from rivet.sources.query import q
 
     p = argparse.ArgumentParser(prog="bench.parquet_probe")
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -60,9 +61,9 @@ def main() -> int:
         src = open_source(SourceConfig(SourceType.POSTGRES, Secret(db.url)))
         try:
             sql = f"SELECT * FROM {TABLE}"
-            schema = src.describe(sql)
+            schema = src.describe(q(sql))
             w0, c0 = time.perf_counter(), time.process_time()
-            batches = list(src.stream(sql, schema, 50_000))
+            batches = list(src.stream(q(sql), schema, 50_000))
             print(
                 f"read+conform {args.rows:,} rows: {time.perf_counter() - w0:.2f}s wall, {time.process_time() - c0:.2f}s CPU"
             )

@@ -4,7 +4,7 @@
 
 Same reader and writer settings as the engine (ADBC binary COPY, 12.8 MB batch hint, 262,144-row row
 groups, zstd), once serially (read a batch, write it, read the next) and once through the engine's
-`rivet.exporter.prefetch` (a reader thread feeding a 2-batch queue), interleaved with the psql floor.
+`rivet.engine.pipeline.prefetch` (a reader thread feeding a 2-batch queue), interleaved with the psql floor.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from bench.datagen import TABLE, fill_postgres
 from bench.rowgroups import write_row_groups
-from rivet.exporter import prefetch
+from rivet.engine.pipeline import prefetch
 from tests.fixtures.databases import DbServer, start_postgres
 
 HINT = str(50_000 * 256)

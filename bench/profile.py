@@ -129,6 +129,7 @@ def stage_report(eng: str, db: DbServer, work: Path, rows: int) -> list[str]:
     from rivet.config.model import Compression, SourceConfig, SourceType
     from rivet.formats.writer import csv_text, open_writer
     from rivet.sources.factory import open_source
+    from rivet.sources.query import q
 
     lines = [f"== {eng}: {rows:,} rows, stage timings (seconds) =="]
     floor_s(eng, db, work)  # warm
@@ -141,8 +142,8 @@ def stage_report(eng: str, db: DbServer, work: Path, rows: int) -> list[str]:
     src = open_source(SourceConfig(SourceType(eng), _secret(db.url)))
     try:
         sql = f"SELECT * FROM {TABLE}"
-        schema = src.describe(sql)
-        t, batches = timed(lambda: list(src.stream(sql, schema, 50_000)))
+        schema = src.describe(q(sql))
+        t, batches = timed(lambda: list(src.stream(q(sql), schema, 50_000)))
     finally:
         src.close()
     lines.append(f"source.stream (driver + conform + rechunk)   {t:7.2f}  ({t / floor:.2f}x floor)")

@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,7 +20,7 @@ from rivet.config import ExportConfig, RivetConfig, load_config
 from rivet.config.model import DestinationType
 from rivet.contract.manifest import CommitRecord
 from rivet.errors import RivetError, UsageError
-from rivet.log import add_secret, log, scrub
+from rivet.log import add_secret, log, scrub, scrub_obj
 
 TERMINATION_LIMIT = 4096
 
@@ -95,19 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(chunk, export_required=True)
     chunk.add_argument("--run-id", required=True)
     chunk.add_argument("--chunk", type=int, required=True, help="1-based chunk index")
-    chunk.add_argument("--lo", type=int, help="inclusive lower key of the chunk (chunked mode)")
-    chunk.add_argument("--hi", type=int, help="inclusive upper key of the chunk (chunked mode)")
+    chunk.add_argument("--plan", required=True, help="the JSON printed by `rivet plan` (inline, or @file)")
     chunk.add_argument("--committed", help="the ledger's commit record for this chunk (JSON), if any")
-    chunk.add_argument("--cursor", help="incremental mode: the cursor value to start after (JSON)")
+    chunk.add_argument("--cursor", help="incremental mode: the last certified cursor value to start at (JSON)")
 
     fin = sub.add_parser("finalize", help="verify the ledger's parts, write manifest.json then _SUCCESS")
     common(fin, export_required=True)
     fin.add_argument("--run-id", required=True)
     fin.add_argument("--ledger", required=True, help="commit records (JSON lines or a JSON list)")
     fin.add_argument("--started-at", help="RFC 3339 start time of the run")
-    fin.add_argument("--expect-chunks", type=int, help="refuse unless the ledger covers chunks 1..N")
+    fin.add_argument("--expect-chunks", type=int, help="the plan's chunk count (checked against --plan)")
     fin.add_argument("--force", action="store_true", help="replace a certified prefix")
-    fin.add_argument("--plan", help="the plan JSON from `rivet plan` (records bounds for reconcile)")
+    fin.add_argument("--plan", required=True, help="the JSON printed by `rivet plan` (inline, or @file)")
+    fin.add_argument("--cursor", help="incremental mode: the cursor value the run started at (JSON)")
     return p
 
 
@@ -130,10 +131,14 @@ def _one(cfg: RivetConfig, args: argparse.Namespace) -> ExportConfig:
 
 
 def _emit(obj: dict[str, Any], args: argparse.Namespace, stream: Any = None) -> None:
-    text = scrub(json.dumps(obj, default=str, separators=(",", ":")))
+    """JSON for scripts; secrets are redacted value by value before serialising (never in the JSON text,
+    which would mangle values such as a base64 MD5 that happens to contain `/sig=`)."""
+    text = json.dumps(scrub_obj(obj), default=str, separators=(",", ":"))
     print(text, file=stream or sys.stdout, flush=True)
     if getattr(args, "termination_log", None):
-        _write_termination(args.termination_log, scrub(json.dumps(_compact(obj), default=str, separators=(",", ":"))))
+        _write_termination(
+            args.termination_log, json.dumps(scrub_obj(_compact(obj)), default=str, separators=(",", ":"))
+        )
 
 
 def _compact(obj: dict[str, Any], keep: int = 5) -> dict[str, Any]:
@@ -167,9 +172,9 @@ def _write_termination(path: str, text: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rivet.runner import RunOptions, run_export
-    from rivet.state import StateStore
-    from rivet.streaming import stream_to_stdout
+    from rivet.commands.run import RunOptions, run_export
+    from rivet.commands.stream import stream_to_stdout
+    from rivet.engine.ledger import StateStore
 
     cfg = _load(args)
     exports = _selected(cfg, args)
@@ -200,9 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         checks = []
         for exp in done:
             summary = next(s for s in summaries if s["export_name"] == exp.name)
-            ns = argparse.Namespace(date=None, run_id=None, prefix=None)
-            ns.prefix = summary["resolved_prefix"]
-            checks.append(validate_exports(cfg, [exp], ns))
+            checks.append(validate_exports(cfg, [exp], Target(prefix=summary["resolved_prefix"])))
         result["validation"] = {
             "exports": [e for c in checks for e in c["exports"]],
             "errors": [e for c in checks for e in c["errors"]],
@@ -212,8 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reports = []
         for exp in done:
             summary = next(s for s in summaries if s["export_name"] == exp.name)
-            ns = argparse.Namespace(date=None, run_id=None, prefix=summary["resolved_prefix"])
-            reports.append(_reconcile_one(cfg, exp, ns))
+            reports.append(_reconcile_one(cfg, exp, Target(prefix=summary["resolved_prefix"])))
         result["reconcile"] = reports
         code = code or (0 if all(r["mismatch"] == 0 for r in reports) else 1)
     _emit(result, args)
@@ -235,46 +237,47 @@ def _resources() -> dict[str, Any]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from rivet.jobs import plan_command
+    from rivet.commands.plan import plan_command
 
     cfg = _load(args)
     run_date = args.date or dt.datetime.now(dt.UTC).date()
     out = plan_command(cfg, _one(cfg, args), args.run_id, run_date, args.check_destination, args.force)
     if args.format == "pretty":
         for k, v in out.items():
-            print(f"{k:>26}: {v}")
+            print(f"{k:>26}: {scrub(str(v))}")
         if args.termination_log:
-            _write_termination(args.termination_log, json.dumps(out, default=str))
+            _write_termination(args.termination_log, json.dumps(scrub_obj(out), default=str))
     else:
         _emit(out, args)
     return 0
 
 
 def cmd_chunk(args: argparse.Namespace) -> int:
-    from rivet.jobs import chunk_command
+    from rivet.commands.chunk import chunk_command
 
     cfg = _load(args)
     committed = CommitRecord.from_dict(_json_arg(args.committed, "--committed")) if args.committed else None
-    cursor = _json_arg(args.cursor, "--cursor") if args.cursor else None
     out = chunk_command(
         cfg,
         _one(cfg, args),
         args.run_id,
         args.date or dt.datetime.now(dt.UTC).date(),
         args.chunk,
-        args.lo,
-        args.hi,
+        _plan_arg(args.plan),
         committed,
-        cursor,
+        _cursor_arg(args.cursor),
     )
     _emit(out, args)
     return 0
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
-    from rivet.jobs import finalize_command, read_ledger
+    from rivet.commands.finalize import finalize_command, read_ledger
 
     cfg = _load(args)
+    plan_doc = _plan_arg(args.plan)
+    if args.expect_chunks is not None and plan_doc.get("chunk_count") not in (None, args.expect_chunks):
+        raise UsageError(f"--expect-chunks {args.expect_chunks} disagrees with the plan's {plan_doc['chunk_count']}")
     out = finalize_command(
         cfg,
         _one(cfg, args),
@@ -282,21 +285,36 @@ def cmd_finalize(args: argparse.Namespace) -> int:
         args.date or dt.datetime.now(dt.UTC).date(),
         read_ledger(args.ledger),
         args.started_at,
-        args.expect_chunks,
+        plan_doc,
         args.force,
-        _bounds(args.plan),
+        _cursor_arg(args.cursor),
     )
     _emit(out, args)
     return 0
 
 
-def _bounds(plan_json: str | None) -> tuple[int | None, int | None]:
-    if not plan_json:
-        return None, None
-    plan = _json_arg(plan_json, "--plan")
+def _plan_arg(text: str) -> dict[str, Any]:
+    """`--plan`: the JSON `rivet plan` printed, inline or as @path."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--plan {text}: {exc.strerror}") from None
+    plan = _json_arg(text, "--plan")
     if not isinstance(plan, dict):
         raise UsageError("--plan must be the JSON object printed by `rivet plan`")
-    return plan.get("lo"), plan.get("hi")
+    return plan
+
+
+def _cursor_arg(text: str | None) -> Any:
+    from rivet.contract import values
+
+    if not text:
+        return None
+    try:
+        return values.decode(_json_arg(text, "--cursor"))
+    except ValueError as exc:
+        raise UsageError(f"--cursor: {exc}") from None
 
 
 def _json_arg(text: str, name: str) -> Any:
@@ -306,16 +324,29 @@ def _json_arg(text: str, name: str) -> Any:
         raise UsageError(f"{name} must be JSON") from None
 
 
-def validate_exports(cfg: RivetConfig, exports: list[ExportConfig], args: argparse.Namespace) -> dict[str, Any]:
-    from rivet.locate import locate
-    from rivet.validate import verify_prefix
+@dataclass(frozen=True)
+class Target:
+    """Which prefix a post-run command works on (the flags of validate, reconcile and repair)."""
 
-    if args.prefix and len(exports) > 1:
+    date: dt.date | None = None
+    run_id: str | None = None
+    prefix: str | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Target:
+        return cls(args.date, args.run_id, args.prefix)
+
+
+def validate_exports(cfg: RivetConfig, exports: list[ExportConfig], target: Target) -> dict[str, Any]:
+    from rivet.commands.locate import locate
+    from rivet.commands.validate import verify_prefix
+
+    if target.prefix and len(exports) > 1:
         raise UsageError("--prefix names one exact prefix: select a single export with -e")
     result: dict[str, Any] = {"exports": [], "errors": []}
     for exp in exports:
         try:
-            dest = locate(exp, args.date, args.run_id, args.prefix)
+            dest = locate(exp, target.date, target.run_id, target.prefix)
             verification = verify_prefix(dest, exp.verify)
         except RivetError as exc:
             result["errors"].append({"export_name": exp.name, "message": exc.message})
@@ -352,7 +383,7 @@ def _print_validation(result: dict[str, Any]) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _load(args, need_source=False)
-    result = validate_exports(cfg, _selected(cfg, args), args)
+    result = validate_exports(cfg, _selected(cfg, args), Target.of(args))
     if args.format == "json":
         _emit(result, args)
     else:
@@ -360,22 +391,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if _validate_ok(result) else 1
 
 
-def _reconcile_one(cfg: RivetConfig, exp: ExportConfig, args: argparse.Namespace) -> dict[str, Any]:
-    from rivet.locate import locate
-    from rivet.reconcile import reconcile
+def _reconcile_one(cfg: RivetConfig, exp: ExportConfig, target: Target) -> dict[str, Any]:
+    from rivet.commands.locate import locate
+    from rivet.commands.reconcile import reconcile
     from rivet.sources.factory import open_source
 
-    dest = locate(exp, args.date, args.run_id, args.prefix)
+    dest = locate(exp, target.date, target.run_id, target.prefix)
     source = open_source(cfg.source)
     try:
-        return reconcile(source, exp, dest)
+        return reconcile(cfg, source, exp, dest)
     finally:
         source.close()
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    report = _reconcile_one(cfg, _one(cfg, args), args)
+    report = _reconcile_one(cfg, _one(cfg, args), Target.of(args))
     if args.format == "json":
         _emit(report, args)
     else:
@@ -389,14 +420,17 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                     f"  chunk {c['chunk']} {c['key_range']}: {c['status']} recorded {c['recorded_rows']}"
                     f" source {c['source_rows']}"
                 )
+        total = report.get("total")
+        if total and total["status"] != "match":
+            print(f"  whole source: {total['status']} recorded {total['recorded_rows']} source {total['source_rows']}")
         if report.get("note"):
             print(f"  note: {report['note']}")
     return 0 if report["mismatch"] == 0 else 1
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from rivet.locate import locate
-    from rivet.repair import execute_repair, repair_plan
+    from rivet.commands.locate import locate
+    from rivet.commands.repair import execute_repair, repair_plan
     from rivet.sources.factory import open_source
 
     cfg = _load(args)
@@ -406,7 +440,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         if report.get("export_name") not in (None, exp.name):
             raise UsageError(f"--report is for export {report.get('export_name')!r}, not {exp.name!r}")
     else:
-        report = _reconcile_one(cfg, exp, args)
+        report = _reconcile_one(cfg, exp, Target.of(args))
     actions = repair_plan(report, exp)
     out: dict[str, Any] = {"export_name": exp.name, "execute": bool(args.execute), "actions": actions}
     if args.execute and actions:

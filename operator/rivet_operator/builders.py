@@ -173,11 +173,9 @@ def plan_args(export: str, run_id: str, run_date: str, force: bool) -> list[str]
     return ["plan", *common_args(export, run_id, run_date), "--check-destination", *(["--force"] if force else [])]
 
 
-def chunk_args(export: str, run_id: str, run_date: str, chunk: int, lo: int | None, hi: int | None) -> list[str]:
-    args = ["chunk", *common_args(export, run_id, run_date), "--chunk", str(chunk)]
-    if lo is not None and hi is not None:
-        args += ["--lo", str(lo), "--hi", str(hi)]
-    return args
+def chunk_args(export: str, run_id: str, run_date: str, chunk: int, plan_document: str) -> list[str]:
+    """The chunk Job gets the plan as the plan Job printed it, and computes its own range from it."""
+    return ["chunk", *common_args(export, run_id, run_date), "--chunk", str(chunk), "--plan", plan_document]
 
 
 def finalize_args(

@@ -148,9 +148,25 @@ def export_spec() -> dict[str, Any]:
                     "urlEnv": NAME,
                     "tuning": _obj(
                         {
-                            "batchSize": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
-                            "statementTimeoutS": {"type": "integer", "minimum": 0},
-                            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 20},
+                            "batchSize": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 10_000_000,
+                                "description": "rows per batch read from the source (default 50000)",
+                            },
+                            "statementTimeoutS": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "seconds before a source statement is cancelled; 0 = no timeout"
+                                " (default 300)",
+                            },
+                            "maxRetries": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": 20,
+                                "description": "retries of a transient failure inside `rivet run`; 0 = one attempt"
+                                " (default 3). Operator Jobs are retried per maxChunkRetries instead",
+                            },
                         }
                     ),
                 },
@@ -185,7 +201,13 @@ def export_spec() -> dict[str, Any]:
             "force": {"type": "boolean", "default": False},
             "suspend": {"type": "boolean", "default": False},
             "date": {"type": "string", "format": "date"},
-            "maxChunkRetries": {"type": "integer", "minimum": 0, "maximum": 20, "default": 3},
+            "maxChunkRetries": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 20,
+                "default": 3,
+                "description": "new Jobs for a transiently failed chunk or step; 0 = one Job, no retry",
+            },
         },
         ["source", "destination"],
         **{
@@ -246,6 +268,7 @@ def export_status() -> dict[str, Any]:
                         "rowEstimate": opt_int,
                         "fingerprint": opt_str,
                         "schemaFingerprint": opt_str,
+                        "document": {**opt_str, "maxLength": 16384},
                     }
                 ),
                 "nullable": True,

@@ -243,6 +243,7 @@ async def plan_stage(ctx: Context, gen: int) -> None:
                     "rowEstimate": plan.get("row_estimate"),
                     "fingerprint": plan.get("plan_fingerprint"),
                     "schemaFingerprint": plan.get("schema_fingerprint"),
+                    "document": json.dumps(plan, separators=(",", ":"), sort_keys=True),
                 },
                 "chunks": progress({}, total, 0, 0),
             }
@@ -259,14 +260,6 @@ async def plan_stage(ctx: Context, gen: int) -> None:
 # -- exporting -------------------------------------------------------------------------------------
 
 
-def chunk_range(plan: dict[str, Any], idx: int) -> tuple[int | None, int | None]:
-    lo, hi, size = plan.get("lo"), plan.get("hi"), plan.get("chunkSize")
-    if lo is None or hi is None or not size:
-        return None, None
-    start = int(lo) + (idx - 1) * int(size)
-    return start, min(int(hi), start + int(size) - 1)
-
-
 def progress(records: dict[int, dict[str, Any]], total: int, running: int, failed: int) -> dict[str, Any]:
     """Bounded progress for status: counts and a range string, never a list per chunk (pure)."""
     ranges = format_ranges(sorted(records))
@@ -280,6 +273,15 @@ def progress(records: dict[int, dict[str, Any]], total: int, running: int, faile
         "committedRanges": ranges,
         "progress": f"{len(records)}/{total}",
     }
+
+
+# What a chunk Job prints beside its commit record (how it decided); the rest is stored verbatim.
+JOB_ONLY_FIELDS = frozenset({"decision", "resolved_prefix", "quarantined"})
+
+
+def commit_record(result: dict[str, Any]) -> dict[str, Any]:
+    """The engine's commit record as the chunk Job printed it, without the Job's own remarks (pure)."""
+    return {k: v for k, v in result.items() if k not in JOB_ONLY_FIELDS}
 
 
 async def export_stage(ctx: Context, gen: int) -> None:
@@ -299,19 +301,7 @@ async def export_stage(ctx: Context, gen: int) -> None:
             continue
         recorded = out.state == "succeeded" and bool(out.result) and "rows" in (out.result or {})
         if recorded and out.result is not None and idx not in records:
-            record = {
-                k: out.result.get(k)
-                for k in (
-                    "chunk",
-                    "key",
-                    "rows",
-                    "size_bytes",
-                    "content_fingerprint",
-                    "content_md5",
-                    "schema_fingerprint",
-                    "key_range",
-                )
-            }
+            record = commit_record(out.result)
             await ledger.write(ctx.kube, ctx.owner, run_id, idx, record)  # durable before the Job goes
             records[idx] = record
             if str(idx) in retries:
@@ -335,9 +325,9 @@ async def export_stage(ctx: Context, gen: int) -> None:
         while slots > 0 and idx <= total:
             if idx not in records and idx not in running:
                 attempt = int(retries.get(str(idx)) or 0) + 1
-                lo, hi = chunk_range(plan, idx)
                 name = names.chunk_job(ctx.owner.name, run_id, idx, attempt)
-                body = _job(ctx, name, "chunk", builders.chunk_args(exp, run_id, run_date, idx, lo, hi), chunk=idx)
+                args = builders.chunk_args(exp, run_id, run_date, idx, str(plan.get("document")))
+                body = _job(ctx, name, "chunk", args, chunk=idx)
                 await ctx.kube.create(ns_path(ctx.owner.namespace, "jobs", group="batch"), body)
                 running[idx] = body
                 slots -= 1
@@ -365,9 +355,8 @@ async def finalize_stage(ctx: Context, gen: int) -> None:
     total = int(plan.get("chunkCount") or 0)
     name = names.finalize_job(ctx.owner.name, run_id, _attempt(ctx, "finalize"))
     shards = tuple(names.ledger_shard(ctx.owner.name, run_id, s) for s in range(ledger.shard_count(total)))
-    plan_json = json.dumps({"lo": plan.get("lo"), "hi": plan.get("hi")}, separators=(",", ":"))
     args = builders.finalize_args(
-        exp, run_id, run_date, str(ctx.get("startedAt")), total, plan_json, bool(ctx.spec.get("force"))
+        exp, run_id, run_date, str(ctx.get("startedAt")), total, str(plan.get("document")), bool(ctx.spec.get("force"))
     )
     _, out = await _run_once(ctx, "finalize", name, lambda: _job(ctx, name, "finalize", args, shards=shards))
     if out is None:

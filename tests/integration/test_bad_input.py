@@ -168,7 +168,10 @@ def test_stdout_streams_csv_with_the_summary_on_stderr(pg: DbServer, pg_schema: 
     assert '"rows":50' in res.stderr
 
 
-def test_incremental_mode_exports_only_new_rows(pg: DbServer, pg_schema: Namespace, tmp_path: Path) -> None:
+def test_incremental_mode_exports_new_rows_from_the_boundary_value(
+    pg: DbServer, pg_schema: Namespace, tmp_path: Path
+) -> None:
+    """Each run reads from the last certified cursor value inclusive: the boundary row comes again."""
     pg.execute(f"CREATE TABLE {pg_schema}.ev (id int PRIMARY KEY, v text)")
     pg.execute(f"INSERT INTO {pg_schema}.ev SELECT g, 'a' FROM generate_series(1, 30) g")
     exp = {
@@ -184,13 +187,14 @@ def test_incremental_mode_exports_only_new_rows(pg: DbServer, pg_schema: Namespa
     assert first.code == 0 and first.json["exports"][0]["rows"] == 30, first.output
     pg.execute(f"INSERT INTO {pg_schema}.ev SELECT g, 'b' FROM generate_series(31, 45) g")
     second = rivet("run", "-c", str(cfg), "--run-id", "two", db_url=pg.url)
-    assert second.code == 0 and second.json["exports"][0]["rows"] == 15, second.output
+    assert second.code == 0 and second.json["exports"][0]["rows"] == 16, second.output
     ids = pcsv.read_csv(tmp_path / "out/two/part-000001.csv").column("id").to_pylist()
-    assert sorted(ids) == list(range(31, 46))
+    assert sorted(ids) == list(range(30, 46))
     third = rivet("run", "-c", str(cfg), "--run-id", "three", db_url=pg.url)
-    assert third.code == 0 and third.json["exports"][0]["rows"] == 0
+    assert third.code == 0 and third.json["exports"][0]["rows"] == 1
     doc = json.loads((tmp_path / "out/three/manifest.json").read_text())
-    assert doc["part_count"] == 0 and (tmp_path / "out/three/_SUCCESS").exists()
+    assert doc["part_count"] == 1 and (tmp_path / "out/three/_SUCCESS").exists()
+    assert doc["cursor"] == {"column": "id", "low": 45, "low_inclusive": True, "high": 45}
 
 
 def test_time_window_mode_takes_the_window_before_the_run_date(

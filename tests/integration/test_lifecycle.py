@@ -354,12 +354,13 @@ def test_reconcile_finds_late_rows_and_repair_recertifies(
     ok = rivet(
         "reconcile", "-c", str(cfg), "-e", "events", "--run-id", "r1", "--format", "json", env=store.env, db_url=pg.url
     )
-    assert ok.code == 0 and ok.json["match"] == 5 and ok.json["mismatch"] == 0
+    assert ok.code == 0 and ok.json["match"] == 6 and ok.json["mismatch"] == 0  # 5 chunks and the whole source
     pg.execute(f"INSERT INTO {pg_schema}.events SELECT g, 'late', '{{}}', now() FROM generate_series(250, 255) g")
     bad = rivet(
         "reconcile", "-c", str(cfg), "-e", "events", "--run-id", "r1", "--format", "json", env=store.env, db_url=pg.url
     )
-    assert bad.code == 1 and bad.json["mismatch"] == 1
+    assert bad.code == 1 and bad.json["mismatch"] == 2
+    assert bad.json["total"] == {"recorded_rows": 489, "source_rows": 495, "status": "mismatch"}
     flagged = [c for c in bad.json["chunks"] if c["status"] == "mismatch"]
     assert flagged == [
         {"chunk": 3, "key_range": [201, 300], "recorded_rows": 89, "source_rows": 95, "status": "mismatch"}

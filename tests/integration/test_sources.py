@@ -18,6 +18,7 @@ from rivet.config.model import Secret, SourceConfig, SourceType, Tuning
 from rivet.errors import SourceError, UnsupportedTypeError
 from rivet.sources.base import Source
 from rivet.sources.factory import open_source
+from rivet.sources.query import q
 from rivet.sources.types import JSON, UUID
 from tests.fixtures.databases import DbServer, Namespace, free_port
 
@@ -46,8 +47,8 @@ def my_source(mysql_db: Namespace) -> Iterator[Source]:
 
 
 def read(src: Source, sql: str, batch_size: int = BATCH) -> pa.Table:
-    schema = src.describe(sql)
-    batches = list(src.stream(sql, schema, batch_size))
+    schema = src.describe(q(sql))
+    batches = list(src.stream(q(sql), schema, batch_size))
     assert all(0 < b.num_rows <= batch_size for b in batches)
     assert all(b.schema == schema for b in batches)
     return pa.Table.from_batches(batches, schema=schema)
@@ -62,11 +63,11 @@ def rss_bytes() -> int:
 
 def assert_bounded_stream(src: Source, sql: str) -> None:
     """300k wide rows in batches of at most 10k, none empty, with RSS far below the result size."""
-    schema = src.describe(sql)
-    for _ in src.stream(f"{sql} LIMIT {4 * BATCH}", schema, BATCH):  # warm up: load kernels, fill allocator
+    schema = src.describe(q(sql))
+    for _ in src.stream(q(f"{sql} LIMIT {4 * BATCH}"), schema, BATCH):  # warm up: load kernels, fill allocator
         pass
     baseline, peak, rows, count = rss_bytes(), 0, 0, 0
-    for batch in src.stream(sql, schema, BATCH):
+    for batch in src.stream(q(sql), schema, BATCH):
         assert 0 < batch.num_rows <= BATCH
         rows += batch.num_rows
         count += 1
@@ -76,13 +77,13 @@ def assert_bounded_stream(src: Source, sql: str) -> None:
     assert peak - baseline < BIG_ROWS * BIG_TEXT // 2, f"RSS grew {(peak - baseline) >> 20} MiB"
     # A consumer that stops early (a failed upload) releases the connection without draining the rest.
     started = time.monotonic()
-    early = cast(Generator[pa.RecordBatch, None, None], src.stream(sql, schema, BATCH))
+    early = cast(Generator[pa.RecordBatch, None, None], src.stream(q(sql), schema, BATCH))
     try:
         assert 0 < next(early).num_rows <= BATCH
     finally:
         early.close()  # an unclosed stream would hold its table lock until garbage collection
     assert time.monotonic() - started < 5
-    assert src.scalar("SELECT 1") == 1
+    assert src.scalar(q("SELECT 1")) == 1
 
 
 def assert_one_line_without(err: SourceError, *secrets: str) -> None:
@@ -206,7 +207,7 @@ PG_ROWS: list[dict[str, Any]] = [
 
 def test_pg_describe_gives_exact_spec_schema(pg: DbServer, pg_schema: Namespace, pg_source: Source) -> None:
     pg.execute(f"SET search_path = {pg_schema.name}; {PG_TABLE}")
-    assert pg_source.describe("SELECT * FROM all_types") == PG_SCHEMA
+    assert pg_source.describe(q("SELECT * FROM all_types")) == PG_SCHEMA
 
 
 def test_pg_stream_returns_exact_values(pg: DbServer, pg_schema: Namespace, pg_source: Source, tmp_path: Path) -> None:
@@ -225,9 +226,11 @@ def test_pg_stream_returns_exact_values(pg: DbServer, pg_schema: Namespace, pg_s
 
 def test_pg_scalar_reads_bounds_in_utc(pg: DbServer, pg_schema: Namespace, pg_source: Source) -> None:
     pg.execute(f"SET search_path = {pg_schema.name}; {PG_TABLE}")
-    assert pg_source.scalar("SELECT count(*) FROM all_types") == 3
-    assert pg_source.scalar("SELECT max(tstz) FROM all_types") == dt.datetime(2024, 6, 30, 18, 0, 0, 500000, tzinfo=UTC)
-    assert pg_source.scalar("SELECT id FROM all_types WHERE false") is None
+    assert pg_source.scalar(q("SELECT count(*) FROM all_types")) == 3
+    assert pg_source.scalar(q("SELECT max(tstz) FROM all_types")) == dt.datetime(
+        2024, 6, 30, 18, 0, 0, 500000, tzinfo=UTC
+    )
+    assert pg_source.scalar(q("SELECT id FROM all_types WHERE false")) is None
 
 
 @pytest.mark.parametrize(
@@ -247,7 +250,7 @@ def test_pg_scalar_reads_bounds_in_utc(pg: DbServer, pg_schema: Namespace, pg_so
 )
 def test_pg_unsupported_type_names_column_and_cast(pg_source: Source, column: str, ddl: str, cast: str) -> None:
     with pytest.raises(UnsupportedTypeError) as err:
-        pg_source.describe(f"SELECT NULL::{ddl} AS {column}, 1 AS ok")
+        pg_source.describe(q(f"SELECT NULL::{ddl} AS {column}, 1 AS ok"))
     assert str(err.value).startswith(f'column "{column}" has type ')
     assert str(err.value).endswith(f"cast it in a query, e.g. {cast}")
 
@@ -318,8 +321,8 @@ def test_pg_missing_database_is_permanent(pg: DbServer) -> None:
 
 def test_pg_bad_sql_is_permanent_with_server_message(pg: DbServer, pg_source: Source) -> None:
     for call in (
-        lambda: pg_source.describe("SELECT * FROM nosuch"),
-        lambda: list(pg_source.stream("SELECT * FROM nosuch", pa.schema([]), BATCH)),
+        lambda: pg_source.describe(q("SELECT * FROM nosuch")),
+        lambda: list(pg_source.stream(q("SELECT * FROM nosuch"), pa.schema([]), BATCH)),
     ):
         with pytest.raises(SourceError, match='relation "nosuch" does not exist') as err:
             call()
@@ -330,11 +333,11 @@ def test_pg_bad_sql_is_permanent_with_server_message(pg: DbServer, pg_source: So
 def test_pg_statement_timeout_applies_to_both_connections(pg: DbServer) -> None:
     src = source(SourceType.POSTGRES, pg.url, timeout_s=1)
     with pytest.raises(SourceError, match="statement_timeout_s=1") as err:
-        src.scalar("SELECT pg_sleep(3)")
+        src.scalar(q("SELECT pg_sleep(3)"))
     assert not err.value.permanent
     sql = "SELECT 1 AS x FROM pg_sleep(3)"
     with pytest.raises(SourceError, match="statement_timeout_s=1"):
-        list(src.stream(sql, pa.schema([("x", pa.int32())]), BATCH))
+        list(src.stream(q(sql), pa.schema([("x", pa.int32())]), BATCH))
     src.close()
 
 
@@ -486,7 +489,7 @@ def my_all_types(mysql: DbServer, mysql_db: Namespace) -> Iterator[None]:
 
 
 def test_mysql_describe_gives_exact_spec_schema(my_all_types: None, my_source: Source) -> None:
-    assert my_source.describe("SELECT * FROM all_types") == MY_SCHEMA
+    assert my_source.describe(q("SELECT * FROM all_types")) == MY_SCHEMA
 
 
 def test_mysql_stream_returns_exact_values(my_all_types: None, mysql_db: Namespace) -> None:
@@ -494,7 +497,7 @@ def test_mysql_stream_returns_exact_values(my_all_types: None, mysql_db: Namespa
     src = source(SourceType.MYSQL, mysql_db.url)
     table = read(src, "SELECT * FROM all_types ORDER BY id DESC", batch_size=2)
     assert table.to_pylist() == MY_ROWS[::-1]  # wide decimals are read as text: ORDER BY must survive
-    assert src.scalar("SELECT max(ts) FROM all_types") == dt.datetime(2024, 6, 30, 18, 0, 0, 500000)
+    assert src.scalar(q("SELECT max(ts) FROM all_types")) == dt.datetime(2024, 6, 30, 18, 0, 0, 500000)
     src.close()
 
 
@@ -526,7 +529,7 @@ def test_mysql_unsupported_type_names_column_and_cast(
 ) -> None:
     mysql.execute(f"CREATE TABLE u (id INT, {column} {ddl})", database=mysql_db.name)
     with pytest.raises(UnsupportedTypeError) as err:
-        my_source.describe("SELECT * FROM u")
+        my_source.describe(q("SELECT * FROM u"))
     assert str(err.value).startswith(f'column "{column}" has type ')
     assert str(err.value).endswith(f"cast it in a query, e.g. {cast}")
 
@@ -574,8 +577,8 @@ def test_mysql_missing_database_is_permanent(mysql: DbServer) -> None:
 
 def test_mysql_bad_sql_is_permanent_with_server_message(mysql: DbServer, my_source: Source) -> None:
     for call in (
-        lambda: my_source.describe("SELECT * FROM nosuch"),
-        lambda: list(my_source.stream("SELECT * FROM nosuch", pa.schema([]), BATCH)),
+        lambda: my_source.describe(q("SELECT * FROM nosuch")),
+        lambda: list(my_source.stream(q("SELECT * FROM nosuch"), pa.schema([]), BATCH)),
     ):
         with pytest.raises(SourceError, match=r"Table '.*\.nosuch' doesn't exist") as err:
             call()
@@ -586,10 +589,10 @@ def test_mysql_bad_sql_is_permanent_with_server_message(mysql: DbServer, my_sour
 def test_mysql_statement_timeout_applies_to_both_readers(mysql: DbServer) -> None:
     src = source(SourceType.MYSQL, mysql.url, timeout_s=1)
     with pytest.raises(SourceError, match="statement_timeout_s=1") as err:
-        src.scalar("SELECT SLEEP(3)")
+        src.scalar(q("SELECT SLEEP(3)"))
     assert not err.value.permanent
     with pytest.raises(SourceError, match="statement_timeout_s=1"):
-        list(src.stream("SELECT SLEEP(3) AS s", pa.schema([("s", pa.int64())]), BATCH))
+        list(src.stream(q("SELECT SLEEP(3) AS s"), pa.schema([("s", pa.int64())]), BATCH))
     src.close()
 
 

@@ -21,13 +21,13 @@ from rivet.contract.manifest import (
     self_inconsistencies,
     success_body,
 )
+from rivet.contract.objects import ObjectInfo
 from rivet.contract.plan import Plan, format_ranges, parse_ranges, plan_changes
 from rivet.contract.prefix import resolve_prefix
 from rivet.contract.resume import Decision, decide
-from rivet.destinations.base import ObjectInfo
+from rivet.engine.planning import plan_for
 from rivet.errors import ConfigError
-from rivet.planning import plan_for
-from rivet.sql import chunk_sql, quote_ident
+from rivet.sources.sql import chunk_query, quote_name
 
 
 def test_fingerprint_is_xxh3_64_of_exact_bytes() -> None:
@@ -81,8 +81,9 @@ exports:
     assert plan.chunk_size == 3 and plan.chunk_count == 4
 
 
-def test_empty_source_plans_no_chunks() -> None:
-    assert Plan("postgres", "t", "chunked", "parquet", "zstd", "id", None, None, 10).chunk_count == 0
+def test_a_source_without_keys_is_one_chunk_holding_every_row() -> None:
+    plan = Plan("postgres", "t", "chunked", "parquet", "zstd", "id", None, None, 10)
+    assert plan.chunk_count == 1 and plan.chunk(1).lo is None
 
 
 def test_plan_changes_name_the_field_and_ignore_bounds() -> None:
@@ -173,8 +174,8 @@ def test_resume_decision_table(record: bool, obj: ObjectInfo | None, decision: D
 
 
 def test_sql_quotes_identifiers_per_dialect() -> None:
-    assert quote_ident(SourceType.POSTGRES, 'public.we"ird') == '"public"."we""ird"'
-    assert quote_ident(SourceType.MYSQL, "db.t`x") == "`db`.`t``x`"
+    assert quote_name(SourceType.POSTGRES, 'public.we"ird') == '"public"."we""ird"'
+    assert quote_name(SourceType.MYSQL, "db.t`x") == "`db`.`t``x`"
     cfg = load_config_text(
         """
 source: {type: mysql, url: "mysql://u@h/d"}
@@ -182,6 +183,6 @@ exports:
   - {name: e, query: "SELECT * FROM t;", mode: chunked, chunk_column: id, destination: {type: local, path: /x}}
 """
     )
-    assert chunk_sql(SourceType.MYSQL, cfg.exports[0], 1, 9) == (
-        "SELECT * FROM (SELECT * FROM t) AS rivet_q WHERE `id` BETWEEN 1 AND 9"
-    )
+    plan = plan_for(SourceType.MYSQL, cfg.exports[0], 1, 30)
+    text, params = chunk_query(SourceType.MYSQL, cfg.exports[0], plan.chunk(1)).pyformat()
+    assert text == "SELECT * FROM (\nSELECT * FROM t\n) AS rivet_q" and params == ()  # one chunk: every row

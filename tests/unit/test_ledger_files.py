@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rivet.commands.finalize import read_ledger
 from rivet.errors import ContractError
-from rivet.jobs import read_ledger
 
 
 def record(chunk: int, rows: int = 10) -> dict[str, object]:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from rivet_operator import builders, conditions, crds, ledger, names
-from rivet_operator.export_reconciler import chunk_range, progress
+from rivet_operator.export_reconciler import commit_record, progress
 from rivet_operator.jobs import job_state, termination
 from rivet_operator.spec import SpecError, check_spec, render_config, spec_path
 
@@ -64,7 +64,7 @@ def test_chunk_job_is_restricted_owned_labelled_and_secret_free() -> None:
     js = builders.JobSpec(
         name=names.chunk_job("orders", run_id, 7, 1),
         labels=names.labels(names.L_EXPORT, "orders", run_id, "chunk", 7),
-        args=builders.chunk_args("orders", run_id, "2026-11-22", 7, 6001, 7000),
+        args=builders.chunk_args("orders", run_id, "2026-11-22", 7, '{"plan":{}}'),
         config_map=names.config_map("orders", run_id),
         source_secret={"name": "orders-db", "key": "url"},
     )
@@ -75,7 +75,8 @@ def test_chunk_job_is_restricted_owned_labelled_and_secret_free() -> None:
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert job["metadata"]["labels"][names.L_CHUNK] == "7"
     assert c["args"][:3] == ["chunk", "-e", "orders"] and "--termination-log" in c["args"]
-    assert c["args"][c["args"].index("--lo") : c["args"].index("--lo") + 2] == ["--lo", "6001"]
+    assert c["args"][c["args"].index("--plan") : c["args"].index("--plan") + 2] == ["--plan", '{"plan":{}}']
+    assert "--lo" not in c["args"]  # the engine computes the chunk's range from the plan
     assert {"name": "RIVET_SOURCE_URL", "valueFrom": {"secretKeyRef": {"name": "orders-db", "key": "url"}}} in c["env"]
     assert c["envFrom"] == [{"secretRef": {"name": "lake-credentials"}}]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -151,9 +152,10 @@ def test_progress_is_bounded_at_10000_chunks() -> None:
     assert len(json.dumps(out)) < 2048
 
 
-def test_chunk_range_matches_the_engine_plan() -> None:
-    plan = {"lo": 1, "hi": 95, "chunkSize": 10}
-    assert chunk_range(plan, 1) == (1, 10) and chunk_range(plan, 10) == (91, 95)
+def test_commit_records_are_stored_verbatim_without_the_jobs_remarks() -> None:
+    printed = {"chunk": 3, "key": "part-000003.csv", "rows": 7, "max_cursor": {"$type": "date", "value": "2026-01-02"}}
+    out = commit_record({**printed, "decision": "export", "resolved_prefix": "s3://b/p/", "quarantined": "q"})
+    assert out == printed
 
 
 def test_job_outcome_reads_the_newest_termination_message() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from rivet.exporter import prefetch
+from rivet.engine.pipeline import prefetch
 
 
 def batches(n: int, closed: list[bool], fail_at: int | None = None) -> Iterator[pa.RecordBatch]:

@@ -16,26 +16,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 from rivet.config.model import DestinationType, ExportConfig, Mode, RivetConfig
-from rivet.contract.fingerprint import schema_fingerprint
-from rivet.contract.manifest import SUCCESS_KEY, CommitRecord, part_key
-from rivet.contract.plan import Chunk, Plan, plan_changes
+from rivet.contract.manifest import QUARANTINE_DIR, CommitRecord, part_key
+from rivet.contract.objects import ObjectInfo
+from rivet.contract.plan import Chunk, plan_changes
 from rivet.contract.prefix import resolve_prefix
 from rivet.contract.resume import Decision, decide
 from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
+from rivet.engine.certify import certify, refuse_unless_forced, utc_now, withdraw
+from rivet.engine.chunk import ChunkOutcome, export_chunk
+from rivet.engine.context import CLI_PRODUCER, RunContext
+from rivet.engine.ledger import RunRow, StateStore
+from rivet.engine.planning import chunk_key_kind, count_null_cursors, plan_for, read_plan
 from rivet.errors import ContractError, RivetError
-from rivet.exporter import export_for, quarantine, record_for
-from rivet.finalize import run_info, schema_of, utc_now, write_manifest
 from rivet.log import log
-from rivet.planning import plan_for, read_bounds
 from rivet.progress import Progress
 from rivet.sources.base import Source
 from rivet.sources.factory import open_source
-from rivet.sql import chunk_sql, export_sql
-from rivet.state import RunRow, StateStore
+from rivet.sources.sql import select_all
 
 
 @dataclass
@@ -60,6 +59,7 @@ class ExportSummary:
     chunks_exported: int = 0
     chunks_skipped: int = 0
     chunks_empty: int = 0
+    null_cursor_rows: int = 0
     quarantined: list[str] = field(default_factory=list)
     manifest_fingerprint: str | None = None
     success: str | None = None
@@ -123,20 +123,6 @@ def _resolve_run(state: StateStore, exp: ExportConfig, opts: RunOptions) -> tupl
     return run_id, opts.date or now.date(), utc_now(), None
 
 
-def withdraw_or_refuse(dest: Destination, force: bool, prefix_uri: str) -> None:
-    """M8: a certified prefix is refused unless forced; a forced run removes `_SUCCESS` before any byte changes."""
-    if dest.head(SUCCESS_KEY) is None:
-        return
-    if not force:
-        raise ContractError(
-            f"{prefix_uri} already holds _SUCCESS (a certified export); rerun with --force to replace it,"
-            " or change the prefix (e.g. add {run_id} or {date})",
-            reason="SuccessMarkerPresent",
-        )
-    dest.delete(SUCCESS_KEY)
-    log("success_marker_withdrawn", prefix=prefix_uri)
-
-
 def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: StateStore) -> ExportSummary:
     started = time.monotonic()
     run_id, run_date, started_at, existing = _resolve_run(state, exp, opts)
@@ -145,13 +131,15 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
     summary = ExportSummary(export_name=exp.name, run_id=run_id, resolved_prefix=dest.uri())
     log("run_start", export=exp.name, run_id=run_id, prefix=dest.uri(), resume=existing is not None)
     dest.check()
-    withdraw_or_refuse(dest, opts.force, dest.uri())
+    certified = refuse_unless_forced(dest, opts.force)
     pool = SourcePool(cfg)
     try:
         source = pool.get()
+        schema = source.describe(select_all(source.engine, exp))  # unsupported types fail here, before any byte
         cursor_start = existing.cursor_start if existing else state.cursor(exp.name)
         if existing is not None:
-            plan = plan_for(source.engine, exp, existing.plan.lo, existing.plan.hi)
+            kind = chunk_key_kind(schema, exp) if exp.mode is Mode.CHUNKED else None
+            plan = plan_for(source.engine, exp, existing.plan.lo, existing.plan.hi, kind)
             changed = plan_changes(existing.plan, plan)
             if changed:
                 raise ContractError(
@@ -160,16 +148,18 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
                     reason="PlanChanged",
                 )
         else:
-            lo, hi = read_bounds(source, exp) if exp.mode is Mode.CHUNKED else (None, None)
-            plan = plan_for(source.engine, exp, lo, hi)
+            plan = read_plan(source, exp, schema)
             state.create_run(
                 RunRow(run_id, exp.name, plan, prefix, run_date.isoformat(), started_at, "running", cursor_start)
             )
-        base_sql = export_sql(source.engine, exp, run_date=run_date, cursor=cursor_start)
-        schema = source.describe(base_sql)  # unsupported types fail here, before any byte is written
+        ctx = RunContext(cfg, exp, run_id, run_date, plan, schema, cursor_start, CLI_PRODUCER)
+        ctx.query(plan.chunk(1))  # a definition error (e.g. a time_column of the wrong type) fails before any byte
+        if exp.mode is Mode.INCREMENTAL:
+            summary.null_cursor_rows = count_null_cursors(source, exp)
         summary.chunks_total = plan.chunk_count
-        records = _export_chunks(pool, cfg, exp, plan, dest, state, run_id, schema, base_sql, summary)
-        status = "success"
+        if certified:
+            withdraw(dest, "forced run")  # planned without error: now the first byte may change
+        records = _export_chunks(pool, ctx, dest, state, summary)
     except KeyboardInterrupt:
         state.set_run_status(run_id, "interrupted")
         raise
@@ -179,10 +169,7 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
         raise
     finally:
         pool.close()
-    info = run_info(exp, source.engine, dest, run_id, started_at, status, plan, run_date)
-    fp, body = write_manifest(
-        dest, info, list(records.values()), schema_of(list(records.values()), schema_fingerprint(schema)), True
-    )
+    fp, body = certify(ctx, dest, list(records.values()), started_at, cursor_start)
     if exp.mode is Mode.INCREMENTAL:
         _advance_cursor(state, exp, run_id, records)
     state.set_run_status(run_id, "success")
@@ -197,59 +184,49 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
 
 
 def _advance_cursor(state: StateStore, exp: ExportConfig, run_id: str, records: dict[int, CommitRecord]) -> None:
-    rec = records.get(1)
-    value = rec.max_cursor if rec else None
-    if value is not None:
-        state.set_cursor(exp.name, value, run_id)
+    """After certification only: the next run starts at this run's highest cursor value (inclusive)."""
+    highs = [r.max_cursor for r in records.values() if r.max_cursor is not None]
+    if highs:
+        state.set_cursor(exp.name, max(highs), run_id)
 
 
 def _export_chunks(
-    pool: SourcePool,
-    cfg: RivetConfig,
-    exp: ExportConfig,
-    plan: Plan,
-    dest: Destination,
-    state: StateStore,
-    run_id: str,
-    schema: pa.Schema,
-    base_sql: str,
-    summary: ExportSummary,
+    pool: SourcePool, ctx: RunContext, dest: Destination, state: StateStore, summary: ExportSummary
 ) -> dict[int, CommitRecord]:
-    committed = state.committed(run_id)
+    committed = state.committed(ctx.run_id)
     listing = {o.key: o for o in dest.list()}
-    existing_keys = set(listing)
-    schema_fp = schema_fingerprint(schema)
+    taken = {k for k in listing if k.startswith(QUARANTINE_DIR + "/")}
     records: dict[int, CommitRecord] = {}
-    todo: list[tuple[Chunk, Decision]] = []
-    for chunk in plan.chunks():
-        key = part_key(chunk.index, exp.format.value)
+    todo: list[Chunk] = []
+    for chunk in ctx.plan.chunks():
         record = committed.get(chunk.index)
-        decision = decide(record, listing.get(key))
-        if decision is Decision.SKIP and record is not None:
+        if (
+            record is not None
+            and decide(record, listing.get(part_key(chunk.index, ctx.exp.format.value))) is Decision.SKIP
+        ):
             records[chunk.index] = record
             summary.chunks_skipped += 1
         else:
-            todo.append((chunk, decision))
+            todo.append(chunk)
     lock = threading.Lock()
 
-    def work(chunk: Chunk, decision: Decision, progress: Progress) -> CommitRecord:
-        key = part_key(chunk.index, exp.format.value)
-        if decision is Decision.QUARANTINE_EXPORT:
-            with lock:
-                summary.quarantined.append(quarantine(dest, run_id, key, existing_keys))
-        sql = base_sql if chunk.lo is None else chunk_sql(pool.get().engine, exp, chunk.lo, chunk.hi or chunk.lo)
-        record = _export_with_retries(pool, cfg, exp, dest, state, run_id, chunk, key, sql, schema, schema_fp, progress)
+    def work(chunk: Chunk, progress: Progress) -> CommitRecord:
+        outcome = _export_with_retries(
+            pool, ctx, dest, state, chunk, committed.get(chunk.index), listing, taken, progress
+        )
         progress.chunk_done()
         with lock:
-            if record.key is None:
+            if outcome.quarantined:
+                summary.quarantined.append(outcome.quarantined)
+            if outcome.record.key is None:
                 summary.chunks_empty += 1
             summary.chunks_exported += 1
-        return record
+        return outcome.record
 
-    with Progress(exp.name, plan.chunk_count) as progress:
+    with Progress(ctx.exp.name, ctx.plan.chunk_count) as progress:
         progress.chunks_done = summary.chunks_skipped
-        with _executor(exp.parallel) as pool_exec:
-            futures: list[Future[CommitRecord]] = [pool_exec.submit(work, c, d, progress) for c, d in todo]
+        with _executor(ctx.exp.parallel) as pool_exec:
+            futures: list[Future[CommitRecord]] = [pool_exec.submit(work, c, progress) for c in todo]
             _, not_done = wait(futures, return_when=FIRST_EXCEPTION)
             for fut in not_done:
                 fut.cancel()
@@ -276,21 +253,19 @@ def _executor(workers: int) -> Iterator[ThreadPoolExecutor]:
 
 def _export_with_retries(
     pool: SourcePool,
-    cfg: RivetConfig,
-    exp: ExportConfig,
+    ctx: RunContext,
     dest: Destination,
     state: StateStore,
-    run_id: str,
     chunk: Chunk,
-    key: str,
-    sql: str,
-    schema: pa.Schema,
-    schema_fp: str,
+    committed: CommitRecord | None,
+    listing: dict[str, ObjectInfo],
+    taken: set[str],
     progress: Progress,
-) -> CommitRecord:
-    attempts = cfg.source.tuning.max_retries + 1
+) -> ChunkOutcome:
+    """`export_chunk` with up to `max_retries` retries of transient failures (0: one attempt)."""
+    attempts = ctx.cfg.source.tuning.max_retries + 1
     for attempt in range(1, attempts + 1):
-        state.mark_chunk(run_id, chunk.index, "running")
+        state.mark_chunk(ctx.run_id, chunk.index, "running")
         rows_this_attempt = [0]
 
         def on_rows(n: int, counter: list[int] = rows_this_attempt) -> None:
@@ -298,11 +273,20 @@ def _export_with_retries(
             progress.add_rows(n)
 
         try:
-            batch = cfg.source.tuning.batch_size
-            result = export_for(exp, batch, pool.get(), sql, schema, dest, key, on_rows)
+            # the first attempt decides from the run's listing; a retry looks again (an attempt aborts its upload)
+            outcome = export_chunk(
+                ctx,
+                pool.get(),
+                dest,
+                chunk,
+                committed,
+                listing=listing if attempt == 1 else None,
+                quarantined_keys=taken,
+                on_rows=on_rows,
+            )
         except RivetError as exc:
             progress.add_rows(-rows_this_attempt[0])
-            state.mark_chunk(run_id, chunk.index, "failed", exc.message)
+            state.mark_chunk(ctx.run_id, chunk.index, "failed", exc.message)
             if exc.permanent or attempt == attempts:
                 log("chunk_failed", level="error", chunk=chunk.index, attempt=attempt, error=exc.message)
                 raise
@@ -310,10 +294,10 @@ def _export_with_retries(
             log("chunk_retry", level="warning", chunk=chunk.index, attempt=attempt, delay_s=delay, error=exc.message)
             time.sleep(delay)
             continue
-        record = record_for(chunk.index, key, result, schema_fp, chunk.key_range)
-        state.commit_chunk(run_id, record)
+        record = outcome.record
+        state.commit_chunk(ctx.run_id, record)
         log("chunk_committed", chunk=chunk.index, key=record.key or "-", rows=record.rows, bytes=record.size_bytes)
-        return record
+        return outcome
     raise AssertionError("unreachable")
 
 

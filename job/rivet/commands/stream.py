@@ -6,12 +6,12 @@ import datetime as dt
 import time
 from typing import Any
 
+from rivet.commands.run import RunOptions
 from rivet.config.model import ExportConfig, RivetConfig
 from rivet.destinations.factory import open_destination
-from rivet.exporter import export_part
-from rivet.runner import RunOptions
+from rivet.engine.pipeline import export_part
 from rivet.sources.factory import open_source
-from rivet.sql import export_sql
+from rivet.sources.sql import export_query, select_all
 
 
 def stream_to_stdout(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions) -> dict[str, Any]:
@@ -20,10 +20,10 @@ def stream_to_stdout(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions) -> d
     dest = open_destination(exp.destination, "")
     source = open_source(cfg.source)
     try:
-        sql = export_sql(source.engine, exp, run_date=run_date, cursor=None)
-        schema = source.describe(sql)
+        schema = source.describe(select_all(source.engine, exp))
+        query = export_query(source.engine, exp, schema, run_date=run_date, cursor=None)
         result = export_part(
-            source, sql, schema, dest, "stdout", exp.format, exp.effective_compression, cfg.source.tuning.batch_size
+            source, query, schema, dest, "stdout", exp.format, exp.effective_compression, cfg.source.tuning.batch_size
         )
     finally:
         source.close()

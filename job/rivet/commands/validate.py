@@ -13,7 +13,8 @@ from typing import Any
 from rivet.config.model import Verify
 from rivet.contract.fingerprint import fingerprint_bytes
 from rivet.contract.manifest import MANIFEST_KEY, QUARANTINE_DIR, SUCCESS_KEY, parse_success, self_inconsistencies
-from rivet.destinations.base import Destination, ObjectInfo
+from rivet.contract.objects import ObjectInfo
+from rivet.destinations.base import Destination
 from rivet.errors import RivetError
 
 ADVISORY = {"untracked_object"}
@@ -25,6 +26,7 @@ class Verification:
     legacy_run: bool = False
     parts_verified: int = 0
     parts_md5_verified: int = 0
+    parts_crc32c_verified: int = 0  # content checked by the store's full-object CRC32C instead of an MD5
     parts_failed: int = 0
     success_marker_consistent: bool = False
     manifest_self_consistent: bool = False
@@ -118,6 +120,18 @@ def _check_parts(doc: dict[str, Any], listing: dict[str, ObjectInfo], verify: Ve
                 v.fail("part_checksum_mismatch", path=path, expected=part["content_md5"], actual=obj.md5)
             else:
                 v.parts_md5_verified += 1
+        elif obj.crc32c and part.get("content_crc32c"):
+            # The store's full-object CRC32C (S3 multipart or SSE-KMS parts, whose ETag is no MD5).
+            if obj.crc32c != part["content_crc32c"]:
+                v.fail(
+                    "part_checksum_mismatch",
+                    path=path,
+                    checksum="crc32c",
+                    expected=part["content_crc32c"],
+                    actual=obj.crc32c,
+                )
+            else:
+                v.parts_crc32c_verified += 1
         elif verify is Verify.CONTENT:
             v.fail("content_verification_unmet", path=path, message="the store gave no comparable checksum")
         if len(v.failures) == before:

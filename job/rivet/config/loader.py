@@ -79,6 +79,8 @@ DEST_KEYS: dict[DestinationType, set[str]] = {
         "secret_key_env",
         "session_token_env",
         "aws_profile",
+        "sse",  # server-side encryption: AES256 | aws:kms
+        "sse_kms_key_id",  # only with sse: aws:kms
     },
     DestinationType.GCS: {"type", "bucket", "prefix", "credentials_file", "endpoint"},
     DestinationType.AZURE: {
@@ -95,6 +97,7 @@ DEST_KEYS: dict[DestinationType, set[str]] = {
     DestinationType.STDOUT: {"type"},
 }
 ALL_DEST_KEYS = set().union(*DEST_KEYS.values())
+SSE_MODES = ("AES256", "aws:kms")
 
 
 def load_config(
@@ -278,16 +281,30 @@ def _source(node: Any, values: Mapping[str, str], need_source: bool = True) -> S
         if need_source:
             raise
         url = f"{engine.value}://unresolved"  # validate never connects to the source
-    tuning = Tuning()
-    if "tuning" in src:
-        t = _mapping(src["tuning"], f"{path}.tuning")
-        _check_keys(t, f"{path}.tuning", TUNING_KEYS)
-        tuning = Tuning(
-            batch_size=_int(t, "batch_size", f"{path}.tuning") or tuning.batch_size,
-            statement_timeout_s=_int(t, "statement_timeout_s", f"{path}.tuning", 0) or tuning.statement_timeout_s,
-            max_retries=_int(t, "max_retries", f"{path}.tuning", 0) or tuning.max_retries,
-        )
-    return SourceConfig(type=engine, url=Secret(url), tuning=tuning)
+    return SourceConfig(type=engine, url=Secret(url), tuning=_tuning(src, path))
+
+
+def _tuning(src: dict[str, Any], path: str) -> Tuning:
+    """`source.tuning`: an absent (or null) field takes its default; 0 means what it says.
+
+    statement_timeout_s: 0 = no statement timeout (the servers' own meaning of 0); max_retries: 0 = one
+    attempt, no retry; batch_size: at least 1."""
+    default = Tuning()
+    if "tuning" not in src or src["tuning"] is None:
+        return default
+    where = f"{path}.tuning"
+    t = _mapping(src["tuning"], where)
+    _check_keys(t, where, TUNING_KEYS)
+
+    def value(key: str, minimum: int, fallback: int) -> int:
+        given = _int(t, key, where, minimum)
+        return fallback if given is None else given
+
+    return Tuning(
+        batch_size=value("batch_size", 1, default.batch_size),
+        statement_timeout_s=value("statement_timeout_s", 0, default.statement_timeout_s),
+        max_retries=value("max_retries", 0, default.max_retries),
+    )
 
 
 def _resolve_url(src: dict[str, Any], path: str, how: str, engine: SourceType, values: Mapping[str, str]) -> str:
@@ -399,6 +416,7 @@ def _export(node: Any, path: str) -> ExportConfig:
         time_column=_str(exp, "time_column", path),
         days_window=_int(exp, "days_window", path),
         verify=_enum(exp, "verify", path, Verify, Verify.SIZE),
+        path=path,
     )
 
 
@@ -435,6 +453,12 @@ def _destination(node: Any, path: str) -> DestinationConfig:
         raise ConfigError(path, "access_key_env and secret_key_env go together", "set both or neither")
     if kind is DestinationType.S3 and "aws_profile" in dst and "access_key_env" in dst:
         raise ConfigError(path, "aws_profile and access_key_env are mutually exclusive", "keep one")
+    # S3 server-side encryption (SSE-S3 or SSE-KMS); SSE-C is not supported (the key would be a secret to hold).
+    sse = s("sse")
+    if sse is not None and sse not in SSE_MODES:
+        raise ConfigError(f"{path}.sse", f"{sse!r} is not a server-side encryption mode", "use AES256 or aws:kms")
+    if s("sse_kms_key_id") is not None and sse != "aws:kms":
+        raise ConfigError(f"{path}.sse_kms_key_id", "needs sse: aws:kms", "set sse: aws:kms or remove the key id")
     cfg = DestinationConfig(
         type=kind,
         path=s("path"),
@@ -452,6 +476,8 @@ def _destination(node: Any, path: str) -> DestinationConfig:
         account_key_env=s("account_key_env"),
         sas_token_env=s("sas_token_env"),
         allow_anonymous=_bool(dst, "allow_anonymous", path),
+        sse=sse,
+        sse_kms_key_id=s("sse_kms_key_id"),
     )
     if not isinstance(cfg.prefix, str):
         raise ConfigError(f"{path}.prefix", "must be a string")

@@ -103,6 +103,10 @@ class DestinationConfig:
     account_key_env: str | None = None  # azure
     sas_token_env: str | None = None  # azure
     allow_anonymous: bool = False  # azure
+    # s3 server-side encryption, sent on every write (PutObject, CreateMultipartUpload, CopyObject):
+    # "AES256" (SSE-S3) or "aws:kms" (SSE-KMS, with sse_kms_key_id or the account's default key).
+    sse: str | None = None  # s3
+    sse_kms_key_id: str | None = None  # s3, only with sse: aws:kms (a key id, ARN or alias/...)
 
     @property
     def template(self) -> str:
@@ -127,6 +131,7 @@ class ExportConfig:
     time_column: str | None = None
     days_window: int | None = None
     verify: Verify = Verify.SIZE
+    path: str = "exports[0]"  # where the definition sits in its file, for errors that name a field
 
     @property
     def effective_compression(self) -> Compression:

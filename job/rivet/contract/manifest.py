@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from rivet.contract import values
 from rivet.contract.fingerprint import fingerprint_bytes, is_fingerprint
 
 MANIFEST_KEY = "manifest.json"
@@ -34,8 +35,12 @@ class CommitRecord:
     content_fingerprint: str
     content_md5: str
     schema_fingerprint: str
-    key_range: list[int] | None = None
-    max_cursor: Any = None  # incremental mode: the cursor's high-water mark in this part
+    key_range: list[Any] | None = None  # planned [lo, hi], inclusive (ISO days for date/timestamp keys)
+    max_cursor: Any = None  # incremental mode: the cursor's high-water mark in this part (typed)
+    # base64 of the big-endian CRC32C of the part's bytes ("" if unknown, e.g. records of older runs): the
+    # full-object checksum stores report where their ETag is no MD5 (S3 multipart or SSE-KMS), so
+    # `verify: content` can be met for those parts too.
+    content_crc32c: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -49,7 +54,9 @@ class CommitRecord:
             "key_range": self.key_range,
         }
         if self.max_cursor is not None:
-            d["max_cursor"] = self.max_cursor
+            d["max_cursor"] = values.encode(self.max_cursor)
+        if self.content_crc32c:
+            d["content_crc32c"] = self.content_crc32c
         return d
 
     @classmethod
@@ -63,7 +70,8 @@ class CommitRecord:
             content_md5=str(d.get("content_md5", "")),
             schema_fingerprint=str(d.get("schema_fingerprint", "")),
             key_range=d.get("key_range"),
-            max_cursor=d.get("max_cursor"),
+            max_cursor=values.decode(d.get("max_cursor")),
+            content_crc32c=str(d.get("content_crc32c") or ""),
         )
 
 
@@ -98,9 +106,10 @@ def build_manifest(info: RunInfo, records: list[CommitRecord], schema_fp: str) -
             "size_bytes": rec.size_bytes,
             "content_fingerprint": rec.content_fingerprint,
             "content_md5": rec.content_md5,
-            "status": "committed",
-            "chunk_index": rec.chunk,
         }
+        if rec.content_crc32c:
+            part["content_crc32c"] = rec.content_crc32c
+        part |= {"status": "committed", "chunk_index": rec.chunk}
         if rec.key_range is not None:
             part["key_range"] = rec.key_range
         parts.append(part)

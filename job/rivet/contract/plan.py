@@ -1,7 +1,10 @@
-"""Chunk planning: pure arithmetic over inclusive integer key ranges, plus the plan fingerprint.
+"""Chunk planning: pure arithmetic over inclusive integer unit ranges, plus the plan fingerprint.
 
-A plan is fully described by (lo, hi, chunk_size): chunk i (1-based) covers
-[lo + (i-1)*size, min(hi, lo + i*size - 1)]. So a 10,000-chunk plan is a few integers, which keeps
+A plan is fully described by (lo, hi, chunk_size) in the key's unit (the integer key, or UTC days for
+date and timestamp keys, see `keys`): chunk i (1-based) covers [lo + (i-1)*size, min(hi, lo + i*size - 1)].
+The first chunk also holds rows whose key is NULL or below lo, the last one rows above hi, so every row
+of the source falls in exactly one chunk whatever happened between planning and reading. A source with
+no non-NULL key is one chunk holding everything. A 10,000-chunk plan is still a few integers, which keeps
 `rivet plan` output and the operator's status tiny.
 """
 
@@ -13,19 +16,27 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from rivet.contract.fingerprint import fingerprint_bytes
+from rivet.contract.keys import KeyKind, show
 
 DEFAULT_CHUNK_SIZE = 100_000
+MAX_CHUNKS = 100_000  # beyond this a plan is a mistake (sparse or huge keys): refuse, suggest chunk_count
 
 
 @dataclass(frozen=True)
 class Chunk:
     index: int  # 1-based; names the part key
-    lo: int | None  # inclusive key range; None for single-part modes
+    lo: int | None  # inclusive unit range; None for single-part modes and a plan without bounds
     hi: int | None
+    first: bool = True  # also holds NULL keys and keys below lo
+    last: bool = True  # also holds keys above hi
+    key_kind: KeyKind | None = None
 
     @property
-    def key_range(self) -> list[int] | None:
-        return None if self.lo is None or self.hi is None else [self.lo, self.hi]
+    def key_range(self) -> list[int | str] | None:
+        """The planned range as the manifest shows it (ISO days for date/timestamp keys)."""
+        if self.lo is None or self.hi is None:
+            return None
+        return [show(self.key_kind, self.lo), show(self.key_kind, self.hi)]
 
 
 @dataclass(frozen=True)
@@ -42,30 +53,38 @@ class Plan:
     hi: int | None = None
     chunk_size: int | None = None
     chunk_count_requested: int | None = None
+    key_kind: str | None = None  # None: integer keys (or no chunking); "date", "timestamp", "timestamptz"
+
+    @property
+    def kind(self) -> KeyKind | None:
+        if self.mode != "chunked":
+            return None
+        return KeyKind(self.key_kind) if self.key_kind else KeyKind.INT
 
     @property
     def chunk_count(self) -> int:
-        if self.mode != "chunked":
-            return 1
-        if self.lo is None or self.hi is None or self.chunk_size is None:
-            return 0  # empty source: nothing to export
+        if self.mode != "chunked" or self.lo is None or self.hi is None or self.chunk_size is None:
+            return 1  # single part, or no non-NULL key: one chunk holds every row
         return math.ceil((self.hi - self.lo + 1) / self.chunk_size)
 
     def chunk(self, index: int) -> Chunk:
-        if not 1 <= index <= self.chunk_count:
-            raise IndexError(f"chunk {index} is outside 1..{self.chunk_count}")
-        if self.mode != "chunked":
-            return Chunk(index, None, None)
-        assert self.lo is not None and self.hi is not None and self.chunk_size is not None
+        count = self.chunk_count
+        if not 1 <= index <= count:
+            raise IndexError(f"chunk {index} is outside 1..{count}")
+        if self.mode != "chunked" or self.lo is None or self.hi is None or self.chunk_size is None:
+            return Chunk(index, None, None, key_kind=self.kind)
         lo = self.lo + (index - 1) * self.chunk_size
-        return Chunk(index, lo, min(self.hi, lo + self.chunk_size - 1))
+        return Chunk(index, lo, min(self.hi, lo + self.chunk_size - 1), index == 1, index == count, self.kind)
 
     def chunks(self) -> Iterator[Chunk]:
         for i in range(1, self.chunk_count + 1):
             yield self.chunk(i)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        d = asdict(self)
+        if d["key_kind"] is None:
+            del d["key_kind"]  # integer plans keep the fingerprints earlier versions recorded
+        return d
 
     @property
     def fingerprint(self) -> str:
@@ -75,6 +94,16 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Plan:
         return cls(**data)  # type: ignore[arg-type]
+
+    def recorded(self) -> dict[str, object]:
+        """What manifests and `rivet plan` record: the definition-independent part (no query text, which
+        can be long); `from_recorded` rebuilds the plan with today's definition, and the fingerprint
+        recorded beside it tells whether that definition is still the run's."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("engine", "relation")}
+
+    @classmethod
+    def from_recorded(cls, engine: str, relation: str, recorded: dict[str, object]) -> Plan:
+        return cls(engine=engine, relation=relation, **recorded)  # type: ignore[arg-type]
 
 
 def chunk_size_for(lo: int | None, hi: int | None, chunk_size: int | None, chunk_count: int | None) -> int:
@@ -89,7 +118,12 @@ def chunk_size_for(lo: int | None, hi: int | None, chunk_size: int | None, chunk
 def plan_changes(old: Plan, new: Plan) -> list[str]:
     """Names of definition fields that differ (bounds excluded: a resume keeps its original bounds)."""
     old_d, new_d = old.to_dict(), new.to_dict()
-    return [f"{k}: {old_d[k]!r} -> {new_d[k]!r}" for k in old_d if k not in {"lo", "hi"} and old_d[k] != new_d[k]]
+    keys = list(old_d) + [k for k in new_d if k not in old_d]
+    return [
+        f"{k}: {old_d.get(k)!r} -> {new_d.get(k)!r}"
+        for k in keys
+        if k not in {"lo", "hi"} and old_d.get(k) != new_d.get(k)
+    ]
 
 
 def format_ranges(indexes: list[int]) -> str:

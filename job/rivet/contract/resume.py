@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from rivet.contract.manifest import CommitRecord
-from rivet.destinations.base import ObjectInfo
+from rivet.contract.objects import ObjectInfo
 
 
 class Decision(StrEnum):
@@ -15,10 +15,12 @@ class Decision(StrEnum):
 
 
 def matches(record: CommitRecord, obj: ObjectInfo) -> bool:
-    """Same size, and the same MD5 wherever the store gives a comparable one (M3)."""
+    """Same size, and the same MD5 and CRC32C wherever the store gives a comparable one (M3)."""
     if obj.size != record.size_bytes:
         return False
-    return not (obj.md5 and record.content_md5 and obj.md5 != record.content_md5)
+    if obj.md5 and record.content_md5 and obj.md5 != record.content_md5:
+        return False
+    return not (obj.crc32c and record.content_crc32c and obj.crc32c != record.content_crc32c)
 
 
 def decide(record: CommitRecord | None, obj: ObjectInfo | None) -> Decision:

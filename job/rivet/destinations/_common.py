@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from rivet.errors import DestinationError
+import google_crc32c
+
+from rivet.contract.objects import ObjectInfo
+from rivet.errors import ContractError, DestinationError
 from rivet.redact import redact_text
 
 
@@ -42,19 +45,34 @@ def md5_from_etag(etag: str | None) -> str | None:
         return None
 
 
-class Md5Tracker:
-    """Hashes bytes as they are written so commit can refuse a caller MD5 that disagrees, before publishing."""
+def crc32c_b64(data: bytes | bytearray | memoryview) -> str:
+    """base64 of the big-endian CRC32C of `data`, as S3 (x-amz-checksum-crc32c) and GCS spell it."""
+    return b64(google_crc32c.Checksum(bytes(data)).digest())
 
-    def __init__(self) -> None:
+
+class Md5Tracker:
+    """Hashes bytes as they are written so commit can refuse a caller MD5 that disagrees, before publishing.
+
+    With `crc32c=True` it also keeps the CRC32C of the whole stream (S3 full-object checksum)."""
+
+    def __init__(self, crc32c: bool = False) -> None:
         self._md5 = hashlib.md5(usedforsecurity=False)
+        self._crc = google_crc32c.Checksum() if crc32c else None
         self.size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self._md5.update(data)
+        if self._crc is not None:
+            self._crc.update(bytes(data))
         self.size += len(data)
 
     def digest(self) -> bytes:
         return self._md5.digest()
+
+    def crc32c(self) -> str:
+        """base64 of the big-endian CRC32C of everything written (crc32c=True only)."""
+        assert self._crc is not None, "Md5Tracker(crc32c=True) keeps the CRC32C"
+        return b64(self._crc.digest())
 
     def verify(self, expected: bytes | None, where: str) -> bytes:
         """Return the digest; raise if the caller's MD5 is not the MD5 of the bytes we were given."""
@@ -94,3 +112,28 @@ class BucketErrors:
     def _missing(self) -> str:
         at = f" at endpoint {self.endpoint}" if self.endpoint else ""
         return f"{self.store} bucket '{self.bucket}' does not exist{at} (create it or fix destination.bucket)"
+
+
+def part_conflict(where: str, replace: ObjectInfo | None) -> ContractError:
+    """A conditional commit lost: another writer created or changed the object at the key after this chunk
+    decided what to do with it. Nothing was overwritten; permanent, since a retry would decide again."""
+    if replace is None:
+        what = "an object appeared at the key after this chunk saw it empty"
+    else:
+        what = "the object at the key changed after this chunk decided to replace it"
+    return ContractError(
+        f"{where}: another writer got there first ({what}); nothing was overwritten."
+        " Resume the run to quarantine that object and export the chunk again",
+        reason="PartConflict",
+    )
+
+
+def is_own_commit(found: ObjectInfo | None, size: int, md5: bytes, crc32c: str | None = None) -> bool:
+    """After a lost precondition: is the object at the key exactly the bytes this upload wrote? A retried
+    request whose first attempt did commit fails its own create-only condition; same size and the same
+    store-reported checksum means nothing else is there."""
+    if found is None or found.size != size:
+        return False
+    if found.md5 is not None:
+        return found.md5 == b64(md5)
+    return crc32c is not None and found.crc32c == crc32c

@@ -8,9 +8,9 @@ import uuid
 
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
+from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, b64, check_key
 from rivet.destinations.azure_errors import AZURE_ERRORS, AzureErrors, is_blob_missing
-from rivet.destinations.base import ObjectInfo
 from rivet.errors import DestinationError
 
 BLOCK_SIZE = 8 * 1024 * 1024

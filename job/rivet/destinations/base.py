@@ -6,19 +6,11 @@ Keys are relative to the resolved prefix (`part-000001.parquet`, `manifest.json`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+from rivet.contract.objects import ObjectInfo
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What a listing or HEAD says about one stored object."""
-
-    key: str
-    size: int
-    # base64 of the raw MD5 of the object's bytes when the store gives a comparable one
-    # (S3 ETag of a single-part object, GCS md5Hash, Azure Content-MD5, local: None).
-    md5: str | None = None
+__all__ = ["Destination", "ObjectInfo", "PartUpload"]
 
 
 class PartUpload(Protocol):
@@ -49,14 +41,18 @@ class Destination(Protocol):
     def check(self) -> None:
         """Fail fast with a DestinationError naming the bucket/container/path if it is unusable."""
 
-    def open_part(self, key: str) -> PartUpload:
-        """Start a streaming upload to `key` (replaces any existing object on commit)."""
+    def open_part(self, key: str, replace: ObjectInfo | None = None) -> PartUpload:
+        """Start a streaming upload to `key` whose commit is conditional (fencing): with `replace` None it
+        creates the object only if nothing is at the key (S3 If-None-Match, GCS ifGenerationMatch=0, Azure
+        If-None-Match, local link); with `replace` it succeeds only while the object there is still that
+        version (If-Match). A lost condition raises ContractError(reason="PartConflict") and overwrites
+        nothing. A `replace` without a version (a store that gave none) replaces unconditionally."""
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Atomic single write (manifest.json, _SUCCESS): readers see the old or the whole new object."""
 
-    def get_bytes(self, key: str) -> bytes | None:
-        """The object's bytes, or None if it does not exist."""
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes | None:
+        """The object's bytes (only its first `limit` bytes if given), or None if it does not exist."""
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size and checksum of one object, or None if it does not exist."""

@@ -8,8 +8,8 @@ from typing import Any
 from google.cloud.storage import Blob, Bucket, Client
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, b64, check_key
-from rivet.destinations.base import ObjectInfo
 from rivet.destinations.gcs_errors import GCS_ERRORS, GcsErrors, is_not_found
 from rivet.errors import DestinationError
 

@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, check_key
-from rivet.destinations.base import ObjectInfo
 from rivet.errors import DestinationError
 
 TMP_MARK = ".rivet-tmp-"

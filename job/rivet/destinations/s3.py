@@ -7,8 +7,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, b64, check_key, md5_from_etag
-from rivet.destinations.base import ObjectInfo
 from rivet.destinations.s3_errors import S3Errors
 from rivet.errors import DestinationError
 

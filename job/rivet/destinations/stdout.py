@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO, NoReturn
 
-from rivet.destinations.base import ObjectInfo
+from rivet.contract.objects import ObjectInfo
 from rivet.errors import DestinationError
 
 

@@ -1,11 +1,15 @@
-"""Certify a run: verify every recorded part against the store, then manifest.json, then _SUCCESS (M1, M2, M7)."""
+"""Certify a run: verify every recorded part against the store, then manifest.json, then `_SUCCESS`.
+
+One certifier for `rivet run`, the finalize Job and repair; one place that withdraws `_SUCCESS`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from rivet import __version__
-from rivet.config.model import ExportConfig, SourceType
+from rivet.config.model import Mode
+from rivet.contract import values
 from rivet.contract.fingerprint import fingerprint_bytes
 from rivet.contract.manifest import (
     MANIFEST_KEY,
@@ -15,13 +19,11 @@ from rivet.contract.manifest import (
     build_manifest,
     success_body,
 )
-from rivet.contract.plan import Plan
 from rivet.contract.resume import matches
 from rivet.destinations.base import Destination
+from rivet.engine.context import RunContext
 from rivet.errors import ContractError
 from rivet.log import log
-
-PRODUCER = f"rivet-operator {__version__}"
 
 
 def utc_now() -> str:
@@ -29,39 +31,43 @@ def utc_now() -> str:
 
 
 def run_info(
-    exp: ExportConfig,
-    engine: SourceType,
-    dest: Destination,
-    run_id: str,
-    started_at: str,
-    status: str,
-    plan: Plan | None = None,
-    run_date: dt.date | None = None,
+    ctx: RunContext, dest: Destination, started_at: str, records: list[CommitRecord], cursor_start: Any = None
 ) -> RunInfo:
-    """Manifest header. `plan` and `run_date` are recorded so reconcile can recount chunks later."""
+    """Manifest header. The plan and run date are recorded so reconcile can recount chunks later, and an
+    incremental run records the cursor range it covers, so every dataset says what it holds."""
+    exp, plan = ctx.exp, ctx.plan
     schema, table = None, None
     if exp.table:
         qualifier, _, name = exp.table.rpartition(".")
         schema, table = (qualifier or None), name
+    extra: dict[str, Any] = {
+        "run_date": ctx.run_date.isoformat(),
+        "plan": plan.recorded(),
+        "plan_fingerprint": plan.fingerprint,
+    }
+    if exp.mode is Mode.INCREMENTAL:
+        highs = [r.max_cursor for r in records if r.max_cursor is not None]
+        extra["cursor"] = {
+            "column": exp.cursor_column,
+            "low": values.show(cursor_start),
+            "low_inclusive": True,
+            "high": values.show(max(highs)) if highs else None,
+        }
     return RunInfo(
-        run_id=run_id,
+        run_id=ctx.run_id,
         export_name=exp.name,
         started_at=started_at,
         finished_at=utc_now(),
-        status=status,
-        engine=engine.value,
+        status="success",
+        engine=ctx.cfg.source.type.value,
         schema=schema,
         table=table,
         destination_kind=dest.kind,
         destination_uri=dest.uri(),
         format=exp.format.value,
         compression=exp.effective_compression.value,
-        producer=PRODUCER,
-        extra={
-            "run_date": run_date.isoformat() if run_date else None,
-            "plan": {k: v for k, v in plan.to_dict().items() if k not in ("engine", "relation")} if plan else None,
-            "plan_fingerprint": plan.fingerprint if plan else None,
-        },
+        producer=ctx.producer,
+        extra=extra,
     )
 
 
@@ -97,19 +103,46 @@ def schema_of(records: list[CommitRecord], fallback: str) -> str:
     return fps.pop() if fps else fallback
 
 
-def write_manifest(
-    dest: Destination, info: RunInfo, records: list[CommitRecord], schema_fp: str, certify: bool
-) -> tuple[str, str | None]:
-    """Write manifest.json, then (when certifying) `_SUCCESS`; returns (manifest fingerprint, success body)."""
-    if certify:
-        verify_parts(dest, records)
-    manifest = build_manifest(info, records, schema_fp)
+def certify(
+    ctx: RunContext, dest: Destination, records: list[CommitRecord], started_at: str, cursor_start: Any = None
+) -> tuple[str, str]:
+    """The only writer of manifest.json and `_SUCCESS`: verify every part (M1), write the manifest, then
+    `_SUCCESS` holding its fingerprint (M2, M7). Returns (manifest fingerprint, `_SUCCESS` body)."""
+    verify_parts(dest, records)
+    schema_fp = schema_of(records, ctx.schema_fp)
+    manifest = build_manifest(run_info(ctx, dest, started_at, records, cursor_start), records, schema_fp)
     dest.put_bytes(MANIFEST_KEY, manifest)
-    body: str | None = None
-    if certify:
-        raw = success_body(manifest)
-        dest.put_bytes(SUCCESS_KEY, raw)
-        body = raw.decode("ascii").strip()
+    raw = success_body(manifest)
+    dest.put_bytes(SUCCESS_KEY, raw)
+    body = raw.decode("ascii").strip()
     fp = fingerprint_bytes(manifest)
-    log("manifest_written", run_id=info.run_id, status=info.status, manifest=fp, success=body or "-")
+    log("manifest_written", run_id=ctx.run_id, manifest=fp, success=body)
     return fp, body
+
+
+def withdraw(dest: Destination, reason: str) -> None:
+    """Remove `_SUCCESS` before any part changes, so M5 holds at every instant."""
+    if dest.head(SUCCESS_KEY) is not None:
+        dest.delete(SUCCESS_KEY)
+        log("success_marker_withdrawn", prefix=dest.uri(), reason=reason)
+
+
+def refuse_unless_forced(dest: Destination, force: bool) -> bool:
+    """M8: a certified prefix is refused unless forced. True when there is a `_SUCCESS` to withdraw: the
+    caller withdraws it once planning has succeeded, just before the first byte changes, so a run that
+    fails to plan leaves the earlier certification in place."""
+    if dest.head(SUCCESS_KEY) is None:
+        return False
+    if not force:
+        raise ContractError(
+            f"{dest.uri()} already holds _SUCCESS (a certified export); rerun with --force to replace it,"
+            " or change the prefix (e.g. add {run_id} or {date})",
+            reason="SuccessMarkerPresent",
+        )
+    return True
+
+
+def withdraw_or_refuse(dest: Destination, force: bool) -> None:
+    """M8 at once: refuse a certified prefix unless forced, and withdraw its `_SUCCESS` when forced."""
+    if refuse_unless_forced(dest, force):
+        withdraw(dest, "forced run")

@@ -1,4 +1,4 @@
-"""Local run state for CLI runs: SQLite, one transaction per change, so SIGKILL never corrupts it.
+"""The CLI's run ledger: SQLite, one transaction per change, so SIGKILL never corrupts it.
 
 The destination plus this ledger are the truth for resume; an end-of-run manifest is not required.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rivet.contract import values
 from rivet.contract.manifest import CommitRecord
 from rivet.contract.plan import Plan
 from rivet.errors import RivetError
@@ -84,7 +85,7 @@ class StateStore:
                 run.run_date,
                 run.started_at,
                 run.status,
-                json.dumps(run.cursor_start),
+                json.dumps(values.encode(run.cursor_start)),
             ),
         )
 
@@ -105,7 +106,7 @@ class StateStore:
             run_date=row[4],
             started_at=row[5],
             status=row[6],
-            cursor_start=json.loads(row[7]) if row[7] else None,
+            cursor_start=values.decode(json.loads(row[7])) if row[7] else None,
         )
 
     _COLS = "run_id, export, plan_json, prefix, run_date, started_at, status, cursor_start"
@@ -157,11 +158,11 @@ class StateStore:
     def cursor(self, export: str) -> Any:
         with self._lock:
             row = self._db.execute("SELECT value FROM cursors WHERE export = ?", (export,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return values.decode(json.loads(row[0])) if row else None
 
     def set_cursor(self, export: str, value: Any, run_id: str) -> None:
         self._write(
             "INSERT INTO cursors (export, value, run_id) VALUES (?, ?, ?) ON CONFLICT (export) DO UPDATE"
             " SET value = excluded.value, run_id = excluded.run_id, updated_at = CURRENT_TIMESTAMP",
-            (export, json.dumps(value, default=str), run_id),
+            (export, json.dumps(values.encode(value)), run_id),
         )

@@ -7,6 +7,7 @@ for precision <= 28 and scale <= 10; wider decimals (and MySQL 8 JSON) are fetch
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from rivet.config.model import SourceConfig, SourceType
 from rivet.errors import SourceError, UnsupportedTypeError
 from rivet.sources.conform import conform_batch, rechunk
 from rivet.sources.failures import mysql_error
-from rivet.sources.mysql_types import MyField, arrow_type, quote_ident
+from rivet.sources.mysql_types import MyField, arrow_type, invalid_date_refusal, quote_ident
+from rivet.sources.query import Query, mysql_literal
 from rivet.sources.sqltext import bare, subquery
 from rivet.sources.types import JSON
 from rivet.sources.urls import MYSQL_SCHEMES, parse_url
@@ -74,12 +76,13 @@ class MysqlSource:
             timeout = f"SET SESSION max_execution_time = {int(self._timeout_s) * 1000}"
         return ["SET time_zone = '+00:00'", timeout]
 
-    def describe(self, sql: str) -> pa.Schema:
+    def describe(self, query: Query) -> pa.Schema:
         """Zero-row execution; the field descriptors carry type, UNSIGNED, length, decimals, charset."""
+        text, params = _bound(query.wrap("SELECT * FROM (\n", "\n) AS rivet_d LIMIT 0"))
         with self._lock:
             try:
                 with self._conn.cursor() as cur:
-                    cur.execute(f"SELECT * FROM ({subquery(sql)}) AS rivet_d LIMIT 0")
+                    cur.execute(text, params)
                     # PyMySQL's public description lacks flags and charset; the field packets have them.
                     fields = [
                         MyField(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr)
@@ -89,24 +92,28 @@ class MysqlSource:
                 raise mysql_error(exc, self._url, self._timeout_s, "describe") from None
         return pa.schema([pa.field(f.name, arrow_type(f)) for f in fields])
 
-    def scalar(self, sql: str) -> Any:
-        """First column of the first row, or None. Temporal values are naive UTC."""
+    def scalar(self, query: Query) -> Any:
+        """First column of the first row, or None. Temporal values are naive UTC. Values bound by PyMySQL."""
+        text, params = _bound(query)
         with self._lock:
             try:
                 with self._conn.cursor() as cur:
-                    cur.execute(sql)
+                    cur.execute(text, params)
                     row = cur.fetchone()
             except pymysql.Error as exc:
                 raise mysql_error(exc, self._url, self._timeout_s, "query") from None
         return row[0] if row else None
 
-    def stream(self, sql: str, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
-        """Batches of exactly `schema`, at most `batch_size` rows each, never empty."""
-        query = text_projection(sql, schema)
+    def stream(self, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Batches of exactly `schema`, at most `batch_size` rows each, never empty.
+
+        ConnectorX takes no parameters: values are rendered by `mysql_literal` (hex for text, so no
+        sql_mode can make a value leave its literal)."""
+        sql = text_projection(query.inline(mysql_literal), schema)
         try:
             reader = cx.read_sql(
                 self._cx_url,
-                query,
+                sql,
                 return_type="arrow_stream",
                 batch_size=batch_size,
                 pre_execution_query=self.session_sql(),
@@ -140,10 +147,21 @@ class MysqlSource:
                 f"column {names} holds a TIME value outside 00:00:00..23:59:59, which has no exact Arrow "
                 f"mapping: cast it in a query, e.g. {cast}"
             )
-        return mysql_error(exc, self._url, self._timeout_s, "read")
+        return invalid_date_refusal(text, schema) or mysql_error(exc, self._url, self._timeout_s, "read")
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _bound(query: Query) -> tuple[str, tuple[Any, ...] | None]:
+    """(text, params) for PyMySQL, whose escaping follows the session's NO_BACKSLASH_ESCAPES; aware
+    datetimes become naive UTC, the session's zone."""
+    text, params = query.pyformat()
+    if not params:
+        return text, None
+    return text, tuple(
+        p.astimezone(dt.UTC).replace(tzinfo=None) if isinstance(p, dt.datetime) and p.tzinfo else p for p in params
+    )
 
 
 def needs_text(field: pa.Field) -> bool:

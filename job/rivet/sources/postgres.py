@@ -15,13 +15,12 @@ import adbc_driver_postgresql
 import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rivet.config.model import SourceConfig, SourceType
-from rivet.errors import UnsupportedTypeError
-from rivet.sources.conform import conform_batch, rechunk
+from rivet.sources.conform import conform_pg_batch, rechunk
 from rivet.sources.failures import pg_error
 from rivet.sources.pg_types import PgColumn, PgTypeInfo, arrow_type, catalog_oids_needed, quote_ident
+from rivet.sources.query import Query, postgres_literal
 from rivet.sources.sqltext import subquery
 from rivet.sources.urls import POSTGRES_SCHEMES, parse_url, with_pg_liveness
 
@@ -54,21 +53,22 @@ class PostgresSource:
             self._conn = psycopg.connect(
                 with_pg_liveness(self._url.raw), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
             )
-            # Timestamps from scalar() (bounds) come back in UTC whatever the server's TimeZone.
-            self._conn.execute(f"SET statement_timeout = {self._timeout_ms}")
-            self._conn.execute("SET TIME ZONE 'UTC'")
+            for statement in self.session_sql():
+                self._conn.execute(statement)
         except psycopg.Error as exc:
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
 
-    @property
-    def _timeout_ms(self) -> int:
-        return int(self._timeout_s) * 1000
+    def session_sql(self) -> list[str]:
+        """Every session (metadata and bulk) runs in UTC, so timestamps and any value the server converts
+        are read alike whatever the server's or role's TimeZone, and under the configured timeout."""
+        return [f"SET statement_timeout = {int(self._timeout_s) * 1000}", "SET TIME ZONE 'UTC'"]
 
-    def describe(self, sql: str) -> pa.Schema:
+    def describe(self, query: Query) -> pa.Schema:
         """Zero-row execution gives OIDs and typmods; pg_type resolves enums, arrays and extensions."""
+        text, params = query.wrap("SELECT * FROM (\n", "\n) AS rivet_d LIMIT 0").pyformat()
         with self._lock:
             try:
-                cur = self._conn.execute(f"SELECT * FROM ({subquery(sql)}) AS rivet_d LIMIT 0")
+                cur = self._conn.execute(text, params or None)
                 result = cur.pgresult
                 assert result is not None and cur.description is not None
                 columns = [PgColumn(d.name, result.ftype(i), result.fmod(i)) for i, d in enumerate(cur.description)]
@@ -83,18 +83,21 @@ class PostgresSource:
         rows = self._conn.execute(_CATALOG_SQL, {"oids": oids}).fetchall()
         return {int(r[0]): PgTypeInfo(int(r[0]), r[1], r[2], int(r[3]), r[4]) for r in rows}
 
-    def scalar(self, sql: str) -> Any:
-        """First column of the first row, or None when there is no row."""
+    def scalar(self, query: Query) -> Any:
+        """First column of the first row, or None when there is no row (values bound by psycopg)."""
+        text, params = query.pyformat()
         with self._lock:
             try:
-                row = self._conn.execute(sql).fetchone()
+                row = self._conn.execute(text, params or None).fetchone()
             except psycopg.Error as exc:
                 raise pg_error(exc, self._url, self._timeout_s, "query") from None
         return row[0] if row else None
 
-    def stream(self, sql: str, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
-        """Batches of exactly `schema`, at most `batch_size` rows each, never empty."""
-        query, markers = with_ndims_markers(sql, schema)
+    def stream(self, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Batches of exactly `schema`, at most `batch_size` rows each, never empty.
+
+        ADBC reads through COPY, which takes no parameters: values are rendered by `postgres_literal`."""
+        sql, markers = with_ndims_markers(query.inline(postgres_literal), schema)
         conn = self._connect_bulk()
         cur = conn.cursor()
         try:
@@ -106,11 +109,11 @@ class PostgresSource:
                         )
                     }
                 )
-                cur.execute(query)
+                cur.execute(sql)
                 reader = cur.fetch_record_batch()
             except (adbc_driver_manager.Error, OSError) as exc:
                 raise pg_error(exc, self._url, self._timeout_s, "query") from None
-            conformed = (_conformed(batch, schema, markers) for batch in self._batches(reader))
+            conformed = (conform_pg_batch(batch, schema, markers) for batch in self._batches(reader))
             yield from rechunk(conformed, batch_size)
         finally:
             cur.close()
@@ -134,7 +137,8 @@ class PostgresSource:
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
         try:
             with conn.cursor() as cur:
-                cur.execute(f"SET statement_timeout = {self._timeout_ms}")
+                for statement in self.session_sql():
+                    cur.execute(statement)
         except (adbc_driver_manager.Error, OSError) as exc:
             conn.close()
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
@@ -163,37 +167,3 @@ def with_ndims_markers(sql: str, schema: pa.Schema) -> tuple[str, list[tuple[int
     )
     markers = [(len(schema) + k, name) for k, name in enumerate(lists)]
     return f"SELECT rivet_s.*, {exprs} FROM ({subquery(sql)}) AS rivet_s", markers
-
-
-def _refuse_infinity(batch: pa.RecordBatch, schema: pa.Schema) -> None:
-    """ADBC 1.13 turns 'infinity'/'-infinity' dates and timestamps into wrapped-around values far
-    before 4713 BC (PostgreSQL's minimum), which would be exported silently as wrong dates."""
-    for i, field in enumerate(schema):
-        if pa.types.is_timestamp(field.type):
-            floor, storage = -(10**18), pa.int64()  # ~31,000 BC in microseconds
-        elif pa.types.is_date32(field.type):
-            floor, storage = -(10**9), pa.int32()  # ~2.7 million years BC in days
-        else:
-            continue
-        column = batch.column(i)
-        if column.null_count == len(column):
-            continue
-        low = pc.min(column.view(storage)).as_py()
-        if low is not None and low < floor:
-            raise UnsupportedTypeError(
-                f'column "{field.name}" holds infinity or -infinity, which has no Arrow {field.type} value: '
-                f"cast it in a query, e.g. CASE WHEN isfinite({quote_ident(field.name)}) "
-                f"THEN {quote_ident(field.name)} END"
-            )
-
-
-def _conformed(batch: pa.RecordBatch, schema: pa.Schema, markers: list[tuple[int, str]]) -> pa.RecordBatch:
-    """Refuse multi-dimensional arrays and infinities, drop the marker columns, cast to `schema`."""
-    _refuse_infinity(batch, schema)
-    for index, name in markers:
-        if pc.any(batch.column(index)).as_py():
-            raise UnsupportedTypeError(
-                f'column "{name}" holds a multi-dimensional array, which has no exact Arrow mapping '
-                f"(only 1-D arrays map to List): cast it in a query, e.g. {quote_ident(name)}::text"
-            )
-    return conform_batch(batch, schema, "postgres")

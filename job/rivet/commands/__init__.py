@@ -1,0 +1,1 @@
+"""One module per `rivet` verb: thin I/O shells over the engine."""

@@ -1,0 +1,159 @@
+"""All SQL text, per mode and dialect, built in one place so every command reads the same rows.
+
+Identifiers are quoted here and nowhere else; values (bounds, cursors, window edges) are bound into a
+`Query`, never spliced (see `rivet.sources.query`). The predicates are total: the chunks of a plan
+partition every row of the relation (NULL keys and keys outside the planned bounds included), so an
+export cannot lose a row to a predicate and reconcile counts exactly what was exported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+
+from rivet.config.model import ExportConfig, Mode, SourceType
+from rivet.contract.keys import KeyKind, kind_of, value_at, window_edge
+from rivet.contract.plan import Chunk
+from rivet.errors import ConfigError
+from rivet.sources.query import Query, q
+
+
+def quote_ident(engine: SourceType | str, name: str) -> str:
+    """One identifier (a column), quoted for the dialect."""
+    mark = '"' if str(engine) == SourceType.POSTGRES.value else "`"
+    return mark + name.replace(mark, mark + mark) + mark
+
+
+def quote_name(engine: SourceType | str, name: str) -> str:
+    """A possibly qualified name (`schema.table`): each dotted part quoted separately."""
+    return ".".join(quote_ident(engine, part) for part in name.split("."))
+
+
+def relation(engine: SourceType, exp: ExportConfig) -> str:
+    """`FROM` target: the quoted table, or the user's own query as a derived table."""
+    if exp.table:
+        return quote_name(engine, exp.table)
+    assert exp.query is not None
+    return f"(\n{exp.query.strip().rstrip(';').rstrip()}\n) AS rivet_q"
+
+
+def select_all(engine: SourceType, exp: ExportConfig) -> Query:
+    return q(f"SELECT * FROM {relation(engine, exp)}")
+
+
+def bound_query(engine: SourceType, exp: ExportConfig, func: str) -> Query:
+    """`SELECT MIN(col)` or `MAX(col)`: two index lookups when the chunk column is indexed."""
+    return q(f"SELECT {func}({quote_ident(engine, exp.chunk_column or '')}) FROM {relation(engine, exp)}")
+
+
+def chunk_predicate(engine: SourceType, column: str, chunk: Chunk) -> Query | None:
+    """The rows of `chunk`: [lo, hi] in units, widened to NULL keys and keys below lo for the first
+    chunk and to keys above hi for the last; None when the chunk is the whole relation."""
+    if chunk.lo is None or chunk.hi is None or chunk.key_kind is None:
+        return None
+    col = quote_ident(engine, column)
+    lower = None if chunk.first else q(f"{col} >= ").bind(value_at(chunk.key_kind, chunk.lo))
+    upper = None if chunk.last else q(f"{col} < ").bind(value_at(chunk.key_kind, chunk.hi + 1))
+    if lower is None and upper is None:
+        return None
+    if lower is None:
+        assert upper is not None
+        return upper.wrap("(", f" OR {col} IS NULL)")
+    if upper is None:
+        return lower
+    return lower + " AND " + upper
+
+
+def where(base: Query, predicate: Query | None) -> Query:
+    return base if predicate is None else base + " WHERE " + predicate
+
+
+def chunk_query(engine: SourceType, exp: ExportConfig, chunk: Chunk) -> Query:
+    return where(select_all(engine, exp), chunk_predicate(engine, exp.chunk_column or "", chunk))
+
+
+def count_query(engine: SourceType, exp: ExportConfig, predicate: Query | None = None) -> Query:
+    return where(q(f"SELECT COUNT(*) FROM {relation(engine, exp)}"), predicate)
+
+
+def incremental_predicate(engine: SourceType, exp: ExportConfig, last: Any | None) -> Query:
+    """Rows at or after the last certified cursor value: the boundary value is read again, so a row that
+    shares it but committed after the last run is never lost (it may be delivered twice: dedupe by key)."""
+    col = quote_ident(engine, exp.cursor_column or "")
+    if last is None:
+        return q(f"{col} IS NOT NULL")
+    return q(f"{col} >= ").bind(last)
+
+
+def incremental_query(engine: SourceType, exp: ExportConfig, last: Any | None) -> Query:
+    col = quote_ident(engine, exp.cursor_column or "")
+    return where(select_all(engine, exp), incremental_predicate(engine, exp, last)) + f" ORDER BY {col}"
+
+
+def null_cursor_count_query(engine: SourceType, exp: ExportConfig) -> Query:
+    return count_query(engine, exp, q(f"{quote_ident(engine, exp.cursor_column or '')} IS NULL"))
+
+
+def column_kind(schema: pa.Schema, column: str, field_path: str, fix: str) -> KeyKind:
+    """The kind of the integer/date/timestamp column named at `field_path`, judged by its type; anything
+    else is a ConfigError naming the field and `fix`."""
+    index = schema.get_field_index(column)
+    if index < 0:
+        names = ", ".join(schema.names[:20])
+        raise ConfigError(field_path, f"column {column!r} is not in the result (columns: {names})")
+    kind = kind_of(schema.field(index).type)
+    if kind is None:
+        raise ConfigError(
+            field_path,
+            f"column {column!r} is {schema.field(index).type}, which cannot be split into exact ranges",
+            fix,
+        )
+    return kind
+
+
+def time_window_predicate(engine: SourceType, exp: ExportConfig, run_date: dt.date, kind: KeyKind) -> Query:
+    """run_date - days_window <= time_column < run_date + 1 day, in UTC days: instants (timestamptz,
+    MySQL TIMESTAMP) compare with UTC midnights, naive columns with naive midnights, never the server's zone."""
+    if kind is KeyKind.INT:
+        raise ConfigError(
+            f"{exp.path}.time_column", f"column {exp.time_column!r} is an integer", "use a date or timestamp column"
+        )
+    col = quote_ident(engine, exp.time_column or "")
+    start = window_edge(kind, run_date - dt.timedelta(days=exp.days_window or 0))
+    end = window_edge(kind, run_date + dt.timedelta(days=1))
+    return q(f"{col} >= ").bind(start) + f" AND {col} < " + q("").bind(end)
+
+
+def export_query(
+    engine: SourceType, exp: ExportConfig, schema: pa.Schema, *, run_date: dt.date, cursor: Any | None
+) -> Query:
+    """The single-part query for full, incremental and time_window modes (chunked: see chunk_query)."""
+    if exp.mode is Mode.INCREMENTAL:
+        return incremental_query(engine, exp, cursor)
+    if exp.mode is Mode.TIME_WINDOW:
+        kind = column_kind(
+            schema,
+            exp.time_column or "",
+            f"{exp.path}.time_column",
+            "use a date or timestamp column, or cast one in a query",
+        )
+        return where(select_all(engine, exp), time_window_predicate(engine, exp, run_date, kind))
+    return select_all(engine, exp)
+
+
+def row_estimate_query(engine: SourceType, exp: ExportConfig) -> Query | None:
+    """Cheap catalog estimate for a table (no scan); None for queries."""
+    if not exp.table:
+        return None
+    if engine is SourceType.POSTGRES:
+        return (
+            q("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(").bind(
+                quote_name(engine, exp.table)
+            )
+            + ")"
+        )
+    schema, _, name = exp.table.rpartition(".")
+    base = q("SELECT table_rows FROM information_schema.tables WHERE table_name = ").bind(name)
+    return base + " AND table_schema = " + (q("").bind(schema) if schema else q("DATABASE()"))
