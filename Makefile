@@ -49,7 +49,7 @@ chart-sync:  ## copy the generated CRDs into the chart (after python -m rivet_op
 	cp crds/*.yaml helm/rivet-operator/files/crds/
 
 test: lint  ## everything: unit, integration, then e2e on the real cluster
-	$(VENV)/bin/pytest tests/unit tests/integration -q
+	$(VENV)/bin/pytest tests/unit tests/integration tests/correctness -q
 	$(MAKE) test-e2e
 
 demo: setup helm  ## the Kubernetes path end to end: cluster, chart, RivetExport, wait Ready, manifest, validate

@@ -165,10 +165,19 @@ def _bound(query: Query) -> tuple[str, tuple[Any, ...] | None]:
 
 
 def needs_text(field: pa.Field) -> bool:
-    """Columns ConnectorX cannot carry exactly: wide decimals, and MySQL 8 JSON (sent as text)."""
+    """Columns ConnectorX cannot carry exactly: wide decimals, and MySQL 8 JSON (sent as text).
+
+    ConnectorX carries DECIMAL through a 28-digit decimal rescaled to scale 10, so a value needs its
+    integer digits plus 10 to fit in 28: more than 18 integer digits fail mid-read ("decimal scale is not
+    equal to expected scale")."""
     t = field.type
     if pa.types.is_decimal(t):
-        return bool(t.precision > CX_EXACT_DECIMAL_PRECISION or t.scale > CX_DECIMAL_SCALE)
+        integer_digits = t.precision - t.scale
+        return bool(
+            t.precision > CX_EXACT_DECIMAL_PRECISION
+            or t.scale > CX_DECIMAL_SCALE
+            or integer_digits + CX_DECIMAL_SCALE > CX_EXACT_DECIMAL_PRECISION
+        )
     return bool(t == JSON)
 
 
