@@ -1,4 +1,8 @@
-"""The `rivet` command line: JSON for scripts on stdout, progress and logs on stderr, exit 0/1/2."""
+"""The `rivet` command line: JSON for scripts on stdout, progress and logs on stderr.
+
+Exit codes have meanings (the table is in `rivet.errors`): 0 success, 1 permanent failure, 2 usage error,
+3 retryable failure, 4 integrity failure (validate, reconcile), 5 schema drift.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,16 @@ from rivet import __version__
 from rivet.config import ExportConfig, RivetConfig, load_config
 from rivet.config.model import DestinationType
 from rivet.contract.manifest import CommitRecord
-from rivet.errors import RivetError, UsageError
+from rivet.engine import signals
+from rivet.errors import (
+    EXIT_INTEGRITY,
+    EXIT_OK,
+    EXIT_RETRYABLE,
+    RivetError,
+    UsageError,
+    combine,
+    exit_code_for,
+)
 from rivet.log import add_secret, log, scrub, scrub_obj
 
 TERMINATION_LIMIT = 4096
@@ -188,15 +201,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     state = StateStore(args.state or cfg.state_path)
     summaries: list[dict[str, Any]] = []
-    code = 0
+    codes: list[int] = []
     try:
         for exp in exports:
             try:
                 summaries.append(run_export(cfg, exp, opts, state).to_dict())
             except RivetError as exc:
-                log("export_failed", level="error", export=exp.name, error=exc.message)
+                log("export_failed", level="error", export=exp.name, error=exc.message, exit=exc.exit_code)
                 summaries.append({"export_name": exp.name, "status": "failed", "error": exc.message})
-                code = 1
+                codes.append(exc.exit_code)
     finally:
         state.close()
     result: dict[str, Any] = {"exports": summaries, **_resources()}
@@ -205,19 +218,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         checks = []
         for exp in done:
             summary = next(s for s in summaries if s["export_name"] == exp.name)
-            checks.append(validate_exports(cfg, [exp], Target(prefix=summary["resolved_prefix"])))
+            checks.append(validate_exports(cfg, [exp], Target(prefix=summary["resolved_prefix"]), codes))
         result["validation"] = {
             "exports": [e for c in checks for e in c["exports"]],
             "errors": [e for c in checks for e in c["errors"]],
         }
-        code = code or (0 if _validate_ok(result["validation"]) else 1)
+        codes.append(_validate_code(result["validation"]))
     if args.reconcile and done:
         reports = []
         for exp in done:
             summary = next(s for s in summaries if s["export_name"] == exp.name)
             reports.append(_reconcile_one(cfg, exp, Target(prefix=summary["resolved_prefix"])))
         result["reconcile"] = reports
-        code = code or (0 if all(r["mismatch"] == 0 for r in reports) else 1)
+        codes.extend(_reconcile_code(r) for r in reports)
     _emit(result, args)
     for s in summaries:
         if s.get("status") == "success":
@@ -229,7 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"rivet: error: {s['export_name']}: {s.get('error')}", file=sys.stderr)
-    return code
+    return combine(codes)
 
 
 def _resources() -> dict[str, Any]:
@@ -337,7 +350,11 @@ class Target:
         return cls(args.date, args.run_id, args.prefix)
 
 
-def validate_exports(cfg: RivetConfig, exports: list[ExportConfig], target: Target) -> dict[str, Any]:
+def validate_exports(
+    cfg: RivetConfig, exports: list[ExportConfig], target: Target, codes: list[int] | None = None
+) -> dict[str, Any]:
+    """Verify each export's prefix. An export that could not be checked lands in `errors`, and its exit
+    code (e.g. 2 for a template that needs --run-id, 3 for a store that is unreachable) in `codes`."""
     from rivet.commands.locate import locate
     from rivet.commands.validate import verify_prefix
 
@@ -350,6 +367,8 @@ def validate_exports(cfg: RivetConfig, exports: list[ExportConfig], target: Targ
             verification = verify_prefix(dest, exp.verify)
         except RivetError as exc:
             result["errors"].append({"export_name": exp.name, "message": exc.message})
+            if codes is not None:
+                codes.append(exc.exit_code)
             continue
         result["exports"].append(
             {"export_name": exp.name, "resolved_prefix": dest.uri(), "verification": verification.to_dict()}
@@ -361,6 +380,16 @@ def _validate_ok(result: dict[str, Any]) -> bool:
     return not result["errors"] and all(
         e["verification"]["passed"] or e["verification"]["legacy_run"] for e in result["exports"]
     )
+
+
+def _validate_code(result: dict[str, Any]) -> int:
+    """4 when a prefix does not verify; `errors` (prefixes that could not be checked) carry their own codes."""
+    failed = any(not (e["verification"]["passed"] or e["verification"]["legacy_run"]) for e in result["exports"])
+    return EXIT_INTEGRITY if failed else EXIT_OK
+
+
+def _reconcile_code(report: dict[str, Any]) -> int:
+    return EXIT_INTEGRITY if report["mismatch"] else EXIT_OK
 
 
 def _print_validation(result: dict[str, Any]) -> None:
@@ -383,12 +412,13 @@ def _print_validation(result: dict[str, Any]) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _load(args, need_source=False)
-    result = validate_exports(cfg, _selected(cfg, args), Target.of(args))
+    codes: list[int] = []
+    result = validate_exports(cfg, _selected(cfg, args), Target.of(args), codes)
     if args.format == "json":
         _emit(result, args)
     else:
         _print_validation(result)
-    return 0 if _validate_ok(result) else 1
+    return combine([*codes, _validate_code(result)])
 
 
 def _reconcile_one(cfg: RivetConfig, exp: ExportConfig, target: Target) -> dict[str, Any]:
@@ -425,7 +455,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             print(f"  whole source: {total['status']} recorded {total['recorded_rows']} source {total['source_rows']}")
         if report.get("note"):
             print(f"  note: {report['note']}")
-    return 0 if report["mismatch"] == 0 else 1
+    return _reconcile_code(report)
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -476,6 +506,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
+        signals.install()  # SIGTERM aborts uploads and exits retryably instead of killing mid-upload
         args = build_parser().parse_args(argv)
         started = time.monotonic()
         code = COMMANDS[args.command](args)
@@ -484,13 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RivetError as exc:
         message = scrub(exc.message)
         print(f"rivet: error: {message}", file=sys.stderr)
-        if args is not None and (
-            args.command in ("plan", "chunk", "finalize") or getattr(args, "format", "") == "json"
-        ):
-            reason = getattr(exc, "reason", None)
-            error = {"kind": exc.kind, "permanent": exc.permanent, "message": message, "reason": reason}
-            _emit({"ok": False, "error": error}, args)
+        reason = getattr(exc, "reason", None)
+        _emit_error(args, exc.kind, exc.permanent, message, exc.exit_code, reason)
         return exc.exit_code
+    except signals.Terminated as exc:  # SIGTERM: uploads aborted; running the command again continues
+        print(f"rivet: {exc}", file=sys.stderr)
+        _emit_error(args, "terminated", False, str(exc), EXIT_RETRYABLE)
+        return EXIT_RETRYABLE
     except KeyboardInterrupt:
         print("rivet: interrupted", file=sys.stderr)
         return 130
@@ -499,9 +530,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         message = scrub(f"internal error: {type(exc).__name__}: {exc}")
         print(f"rivet: error: {message} (rerun with RIVET_DEBUG=1 for a traceback)", file=sys.stderr)
-        if args is not None and args.command in ("plan", "chunk", "finalize"):
-            _emit({"ok": False, "error": {"kind": "internal", "permanent": False, "message": message}}, args)
-        return 1
+        code = exit_code_for(exc)
+        _emit_error(args, "internal", False, message, code)
+        return code
+
+
+def _emit_error(
+    args: argparse.Namespace | None, kind: str, permanent: bool, message: str, code: int, reason: str | None = None
+) -> None:
+    """The JSON error document (stdout and the termination message) for the commands whose output scripts and
+    the operator read: plan, chunk, finalize, and any command run with --format json."""
+    if args is None or not (args.command in ("plan", "chunk", "finalize") or getattr(args, "format", "") == "json"):
+        return
+    error: dict[str, Any] = {"kind": kind, "permanent": permanent, "message": message, "exit_code": code}
+    if kind != "internal" and kind != "terminated":
+        error["reason"] = reason
+    try:
+        _emit({"ok": False, "error": error}, args)
+    except Exception as exc:  # reporting must not turn a failure into a crash (e.g. stdout closed)
+        log("error_report_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":

@@ -77,21 +77,22 @@ def test_source_failures_write_nothing_and_leak_nothing(
     dest = store.destination_yaml("out/{export}/")
     wrong_pw = pg.url.replace(pg.password, "not-the-password-123")
     cases = [
-        ("bad SQL", pg.url, {"query": f"SELECT nope FROM {pg_schema}.t"}, "nope"),
-        ("wrong password", wrong_pw, {"table": f"{pg_schema}.t"}, "authentication failed"),
+        ("bad SQL", pg.url, {"query": f"SELECT nope FROM {pg_schema}.t"}, "nope", 1),
+        ("wrong password", wrong_pw, {"table": f"{pg_schema}.t"}, "authentication failed", 1),
         (
             "unreachable",
             f"postgresql://rivet:{pg.password}@127.0.0.1:1/rivet",
             {"table": f"{pg_schema}.t"},
             "127.0.0.1:1",
+            3,  # unreachable: retryable
         ),
     ]
     outputs: list[str] = []
-    for name, url, rel, expected in cases:
+    for name, url, rel, expected, code in cases:
         exp = {"name": "t", **rel, "destination": dest}
         cfg = write_config(tmp_path / f"{name.replace(' ', '_')}.yaml", url, [exp])
         res = rivet("run", "-c", str(cfg), env=store.env, db_url=url)
-        assert res.code == 1, (name, res.output)
+        assert res.code == code, (name, res.output)
         assert expected in one_line_error(res), (name, res.output)
         assert store.open("out/t/").list() == [], f"{name}: something was written"
         outputs.append(res.output)

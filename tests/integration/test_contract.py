@@ -195,4 +195,6 @@ def test_rerun_over_certified_prefix_is_refused_then_forced(
     # the first run's parts were untracked by the forced run: moved aside byte for byte, never deleted (M9)
     old_parts = [p["path"] for p in json.loads(first)["parts"]]
     quarantined = sorted(o.key for o in store.open("fixed/orders/").list() if o.key.startswith("_quarantine/"))
-    assert quarantined == sorted(f"_quarantine/{doc['run_id']}/{p}" for p in old_parts)
+    assert quarantined == sorted(f"_quarantine/{doc['run_id']}/{p}" for p in [*old_parts, "manifest.json"])
+    # and the manifest it replaced is kept too: the forced run's claim on the prefix (fencing)
+    assert read_object(store, "fixed/orders/", f"_quarantine/{doc['run_id']}/manifest.json") == first

@@ -123,12 +123,12 @@ def _tamper(store: StoreHandle, prefix: str, case: str) -> None:
 
 
 TAMPER_EXPECTED = {
-    "part_deleted": (1, "part_missing"),
-    "part_truncated": (1, "part_size_mismatch"),
-    "part_same_size_other_bytes": (1, "part_checksum_mismatch"),
-    "manifest_edited": (1, "success_marker_stale"),
-    "success_malformed": (1, "success_marker_malformed"),
-    "manifest_counts_inconsistent": (1, "manifest_self_inconsistent"),
+    "part_deleted": (4, "part_missing"),  # exit 4: integrity failure
+    "part_truncated": (4, "part_size_mismatch"),
+    "part_same_size_other_bytes": (4, "part_checksum_mismatch"),
+    "manifest_edited": (4, "success_marker_stale"),
+    "success_malformed": (4, "success_marker_malformed"),
+    "manifest_counts_inconsistent": (4, "manifest_self_inconsistent"),
     "untracked_object": (0, "untracked_object"),
     "no_manifest": (0, None),
 }
@@ -183,16 +183,18 @@ def test_validate_bad_inputs_fail_clearly(
     res = rivet("validate", "-c", str(cfg), "--run-id", "never-ran", env=store.env)
     assert res.code == 1 and "nothing at" in res.stdout and "--run-id" in res.stdout
     res = rivet("validate", "-c", str(cfg), env=store.env)
-    assert res.code == 1 and "uses {run_id}" in res.stdout and "--run-id" in res.stdout
+    assert res.code == 2 and "uses {run_id}" in res.stdout and "--run-id" in res.stdout  # usage: exit 2
     assert rivet("run", "-c", str(cfg), "--run-id", "r1", env=store.env, db_url=pg.url).code == 0
     store.open("lake/events/r1/").put_bytes("manifest.json", b"\x00garbage")
     code, report = validate(cfg, store, "--run-id", "r1")
-    assert code == 1 and "manifest_read_error" in failure_kinds(report)
+    assert code == 4 and "manifest_read_error" in failure_kinds(report)
     if store.secrets:
         wrong = {k: "wrong-" + v for k, v in store.env.items()}
         res = rivet("validate", "-c", str(cfg), "--run-id", "r1", "--format", "json", env=wrong)
         report = json.loads(res.stdout)
-        assert res.code == 1 and (report["errors"] or "list_prefix_error" in failure_kinds(report)), res.output
+        # refused by the store: permanent (1) when it lands in `errors`, unverified (4) as a list failure
+        assert report["errors"] or "list_prefix_error" in failure_kinds(report), res.output
+        assert res.code == (1 if report["errors"] else 4), res.output
         assert "access denied" in res.stdout or "denied" in res.stdout.lower() or "authoriz" in res.stdout.lower()
         for secret in [*store.secrets, *wrong.values()]:
             assert secret not in res.output
@@ -359,7 +361,7 @@ def test_reconcile_finds_late_rows_and_repair_recertifies(
     bad = rivet(
         "reconcile", "-c", str(cfg), "-e", "events", "--run-id", "r1", "--format", "json", env=store.env, db_url=pg.url
     )
-    assert bad.code == 1 and bad.json["mismatch"] == 2
+    assert bad.code == 4 and bad.json["mismatch"] == 2  # exit 4: integrity failure
     assert bad.json["total"] == {"recorded_rows": 489, "source_rows": 495, "status": "mismatch"}
     flagged = [c for c in bad.json["chunks"] if c["status"] == "mismatch"]
     assert flagged == [

@@ -148,7 +148,7 @@ def test_max_retries_zero_makes_exactly_one_attempt(server: DbServer, tmp_path: 
         db_url=server.url,
         timeout=120,
     )
-    assert once.code == 1, once.output
+    assert once.code == 3, once.output  # a statement timeout is retryable: exit 3
     assert len(events(once, "chunk_retry")) == 1, once.output
     assert [("attempt=2" in line) for line in events(once, "chunk_failed")] == [True], once.output
     # ... and with max_retries 0 it is not retried at all.
@@ -159,7 +159,7 @@ def test_max_retries_zero_makes_exactly_one_attempt(server: DbServer, tmp_path: 
         db_url=server.url,
         timeout=120,
     )
-    assert none.code == 1, none.output
+    assert none.code == 3, none.output
     assert "statement_timeout_s=1" in one_error(none)
     assert events(none, "chunk_retry") == [], none.output
     assert [("attempt=1" in line) for line in events(none, "chunk_failed")] == [True], none.output

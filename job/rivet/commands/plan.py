@@ -10,7 +10,7 @@ from rivet.config.model import ExportConfig, Mode, RivetConfig
 from rivet.contract.fingerprint import schema_fingerprint
 from rivet.contract.prefix import resolve_prefix
 from rivet.destinations.factory import open_destination
-from rivet.engine.certify import refuse_unless_forced, withdraw
+from rivet.engine.certify import refuse_unless_forced, take_over, withdraw
 from rivet.engine.planning import count_null_cursors, read_plan, row_estimate
 from rivet.sources.factory import open_source
 from rivet.sources.sql import select_all
@@ -41,6 +41,8 @@ def plan_command(
         source.close()
     if dest is not None and certified:
         withdraw(dest, "forced run")  # planned without error: the chunk Jobs may now change bytes
+    if dest is not None:
+        take_over(dest, run_id)  # fencing: the chunk Jobs of this run may write under another run's manifest
     first, last = plan.chunk(1), plan.chunk(plan.chunk_count)
     return {
         "export": exp.name,

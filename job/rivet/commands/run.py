@@ -24,7 +24,7 @@ from rivet.contract.prefix import resolve_prefix
 from rivet.contract.resume import Decision, decide
 from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
-from rivet.engine.certify import certify, refuse_unless_forced, utc_now, withdraw
+from rivet.engine.certify import certify, refuse_unless_forced, schema_of, take_over, utc_now, withdraw
 from rivet.engine.chunk import ChunkOutcome, export_chunk
 from rivet.engine.context import CLI_PRODUCER, RunContext
 from rivet.engine.ledger import RunRow, StateStore
@@ -154,11 +154,14 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
             )
         ctx = RunContext(cfg, exp, run_id, run_date, plan, schema, cursor_start, CLI_PRODUCER)
         ctx.query(plan.chunk(1))  # a definition error (e.g. a time_column of the wrong type) fails before any byte
+        if existing is not None:
+            schema_of(list(state.committed(run_id).values()), ctx.schema_fp, current=ctx.schema_fp)
         if exp.mode is Mode.INCREMENTAL:
             summary.null_cursor_rows = count_null_cursors(source, exp)
         summary.chunks_total = plan.chunk_count
         if certified:
             withdraw(dest, "forced run")  # planned without error: now the first byte may change
+        take_over(dest, run_id)  # fencing: a prefix whose manifest is another run's becomes this run's
         records = _export_chunks(pool, ctx, dest, state, summary)
     except KeyboardInterrupt:
         state.set_run_status(run_id, "interrupted")

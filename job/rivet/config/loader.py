@@ -28,6 +28,8 @@ from rivet.config.model import (
     Secret,
     SourceConfig,
     SourceType,
+    TlsConfig,
+    TlsMode,
     Tuning,
     Verify,
 )
@@ -48,8 +50,10 @@ SOURCE_KEYS = {
     "database",
     "password_env",
     "tuning",
+    "tls",
 }
-TUNING_KEYS = {"batch_size", "statement_timeout_s", "max_retries"}
+TUNING_KEYS = {"batch_size", "statement_timeout_s", "max_retries", "read_timeout_s"}
+TLS_KEYS = {"mode", "ca_file"}
 EXPORT_KEYS = {
     "name",
     "table",
@@ -281,7 +285,7 @@ def _source(node: Any, values: Mapping[str, str], need_source: bool = True) -> S
         if need_source:
             raise
         url = f"{engine.value}://unresolved"  # validate never connects to the source
-    return SourceConfig(type=engine, url=Secret(url), tuning=_tuning(src, path))
+    return SourceConfig(type=engine, url=Secret(url), tuning=_tuning(src, path), tls=_tls(src, path))
 
 
 def _tuning(src: dict[str, Any], path: str) -> Tuning:
@@ -304,7 +308,37 @@ def _tuning(src: dict[str, Any], path: str) -> Tuning:
         batch_size=value("batch_size", 1, default.batch_size),
         statement_timeout_s=value("statement_timeout_s", 0, default.statement_timeout_s),
         max_retries=value("max_retries", 0, default.max_retries),
+        read_timeout_s=_int(t, "read_timeout_s", where, 0),
     )
+
+
+def _tls(src: dict[str, Any], path: str) -> TlsConfig:
+    """`source.tls`: `mode` (disable, require, verify-ca, verify-full) and `ca_file` (a PEM CA bundle).
+
+    Absent, the URL's own settings apply. `ca_file` goes with the verifying modes only, and they need it:
+    a Job has no CA store of its own to fall back on (point it at the system bundle, e.g.
+    /etc/ssl/certs/ca-certificates.crt, to trust public CAs). Whether the file exists is checked when the
+    source is opened, so a config can be checked where the file is not mounted."""
+    if "tls" not in src or src["tls"] is None:
+        return TlsConfig()
+    where = f"{path}.tls"
+    node = _mapping(src["tls"], where)
+    _check_keys(node, where, TLS_KEYS)
+    mode: TlsMode = _enum(node, "mode", where, TlsMode)
+    ca_file = _str(node, "ca_file", where)
+    if ca_file and not mode.verifies:
+        raise ConfigError(
+            f"{where}.ca_file",
+            f"only applies to mode verify-ca or verify-full (mode is {mode.value})",
+            "remove it, or set mode: verify-full (or verify-ca) to check the server's certificate against it",
+        )
+    if mode.verifies and not ca_file:
+        raise ConfigError(
+            f"{where}.ca_file",
+            f"is required for mode {mode.value}: the PEM file of the CA that signed the server's certificate",
+            "mount it from a Secret or ConfigMap, or use /etc/ssl/certs/ca-certificates.crt for public CAs",
+        )
+    return TlsConfig(mode=mode, ca_file=ca_file)
 
 
 def _resolve_url(src: dict[str, Any], path: str, how: str, engine: SourceType, values: Mapping[str, str]) -> str:

@@ -69,11 +69,49 @@ class Verify(StrEnum):
     CONTENT = "content"
 
 
+DEFAULT_READ_TIMEOUT_S = 300
+READ_TIMEOUT_MARGIN_S = 60
+
+
 @dataclass(frozen=True)
 class Tuning:
     batch_size: int = 50_000
     statement_timeout_s: int = 300
     max_retries: int = 3
+    # How long a source connection may stay silent while rivet waits for it (a stalled network, proxy or
+    # server) before it is closed with a retryable error. None: the default, see `read_timeout`; 0: never.
+    read_timeout_s: int | None = None
+
+    @property
+    def read_timeout(self) -> int:
+        """The read timeout in force: as configured, else 300 s, but never shorter than the statement timeout
+        plus a minute, so the client does not give up on a statement the server would still let finish."""
+        if self.read_timeout_s is not None:
+            return self.read_timeout_s
+        if self.statement_timeout_s:
+            return max(DEFAULT_READ_TIMEOUT_S, self.statement_timeout_s + READ_TIMEOUT_MARGIN_S)
+        return DEFAULT_READ_TIMEOUT_S
+
+
+class TlsMode(StrEnum):
+    """`source.tls.mode`, in libpq's words: encrypt only, or also verify the chain, or chain and host name."""
+
+    DISABLE = "disable"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+    @property
+    def verifies(self) -> bool:
+        return self in (TlsMode.VERIFY_CA, TlsMode.VERIFY_FULL)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """`source.tls`. `mode` None leaves the URL's own settings (or the driver's default) in force."""
+
+    mode: TlsMode | None = None
+    ca_file: str | None = None  # PEM bundle of the CA(s) that sign the server certificate
 
 
 @dataclass(frozen=True)
@@ -81,6 +119,7 @@ class SourceConfig:
     type: SourceType
     url: Secret  # full connection URL, credentials included: never log it, use redact_url()
     tuning: Tuning = field(default_factory=Tuning)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import google_crc32c
 
@@ -45,9 +46,25 @@ def md5_from_etag(etag: str | None) -> str | None:
         return None
 
 
+_CRC32C: Any = google_crc32c  # C-accelerated CRC32C (a google-cloud-storage dependency), untyped
+
+
 def crc32c_b64(data: bytes | bytearray | memoryview) -> str:
     """base64 of the big-endian CRC32C of `data`, as S3 (x-amz-checksum-crc32c) and GCS spell it."""
-    return b64(google_crc32c.Checksum(bytes(data)).digest())
+    return b64(_CRC32C.Checksum(bytes(data)).digest())
+
+
+class Crc32cTracker:
+    """The running CRC32C of a byte stream, base64 of its big-endian value when asked."""
+
+    def __init__(self) -> None:
+        self._crc = _CRC32C.Checksum()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._crc.update(bytes(data))
+
+    def b64(self) -> str:
+        return b64(self._crc.digest())
 
 
 class Md5Tracker:
@@ -57,13 +74,13 @@ class Md5Tracker:
 
     def __init__(self, crc32c: bool = False) -> None:
         self._md5 = hashlib.md5(usedforsecurity=False)
-        self._crc = google_crc32c.Checksum() if crc32c else None
+        self._crc = Crc32cTracker() if crc32c else None
         self.size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self._md5.update(data)
         if self._crc is not None:
-            self._crc.update(bytes(data))
+            self._crc.update(data)
         self.size += len(data)
 
     def digest(self) -> bytes:
@@ -72,7 +89,7 @@ class Md5Tracker:
     def crc32c(self) -> str:
         """base64 of the big-endian CRC32C of everything written (crc32c=True only)."""
         assert self._crc is not None, "Md5Tracker(crc32c=True) keeps the CRC32C"
-        return b64(self._crc.digest())
+        return self._crc.b64()
 
     def verify(self, expected: bytes | None, where: str) -> bytes:
         """Return the digest; raise if the caller's MD5 is not the MD5 of the bytes we were given."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from typing import Any
 
+from azure.core import MatchConditions
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
 from rivet.contract.objects import ObjectInfo
-from rivet.destinations._common import Md5Tracker, b64, check_key
-from rivet.destinations.azure_errors import AZURE_ERRORS, AzureErrors, is_blob_missing
+from rivet.destinations._common import Md5Tracker, b64, check_key, is_own_commit, part_conflict
+from rivet.destinations.azure_errors import AZURE_ERRORS, AzureErrors, is_blob_missing, is_condition_lost
 from rivet.errors import DestinationError
 
 BLOCK_SIZE = 8 * 1024 * 1024
@@ -21,8 +23,10 @@ COPY_WAIT_S = 600.0
 class AzurePartUpload:
     """Stages one block at a time; uncommitted blocks are invisible and Azure drops them after 7 days."""
 
-    def __init__(self, dest: AzureDestination, key: str) -> None:
+    def __init__(self, dest: AzureDestination, key: str, replace: ObjectInfo | None = None) -> None:
         self._dest = dest
+        self._key = key
+        self._replace = replace
         self._full = dest.full_key(key)
         self._blob = dest.container.get_blob_client(self._full)
         self._buf = bytearray()
@@ -62,19 +66,31 @@ class AzurePartUpload:
         except DestinationError:
             self.abort()
             raise
+        condition = _condition(self._replace)
         if not self._blocks:
             self._done = True
-            self._dest.upload(self._full, bytes(self._buf), digest)
-            self._buf = bytearray()
+            try:
+                self._dest.upload(self._full, bytes(self._buf), digest, **condition)
+            except AZURE_ERRORS as exc:
+                self._lost_or_raise("put", exc, digest)
+            finally:
+                self._buf = bytearray()
             return
         if self._buf:
             self._stage(bytes(self._buf))
             self._buf = bytearray()
         self._done = True
         try:
-            self._blob.commit_block_list(self._blocks, content_settings=_settings(digest))
+            self._blob.commit_block_list(self._blocks, content_settings=_settings(digest), **condition)
         except AZURE_ERRORS as exc:
-            raise self._dest.errors.wrap("commit block list of", self._full, exc) from exc
+            self._lost_or_raise("commit block list of", exc, digest)
+
+    def _lost_or_raise(self, action: str, exc: Exception, digest: bytes) -> None:
+        """A lost condition is a PartConflict unless the blob there is exactly ours (a retried request)."""
+        if not is_condition_lost(exc):
+            raise self._dest.errors.wrap(action, self._full, exc) from exc
+        if not is_own_commit(self._dest.head(self._key), self._md5.size, digest):
+            raise part_conflict(f"azure {action} az://{self._dest.name}/{self._full}", self._replace) from exc
 
     def abort(self) -> None:
         """Nothing to call: Azure has no API to drop uncommitted blocks; they never become a blob."""
@@ -98,13 +114,17 @@ class AzureDestination:
     def uri(self) -> str:
         return f"az://{self.name}/{self.prefix}"
 
-    def upload(self, full: str, data: bytes, digest: bytes) -> None:
-        """One Put Blob (atomic) that stores the Content-MD5 and has the service check it in transit."""
+    def upload(self, full: str, data: bytes, digest: bytes, **condition: Any) -> None:
+        """One Put Blob (atomic) that stores the Content-MD5 and has the service check it in transit.
+
+        With a `condition` (a part's fencing) the caller maps a lost condition; otherwise it overwrites."""
         try:
             self.container.upload_blob(
-                full, data, overwrite=True, content_settings=_settings(digest), validate_content=True
+                full, data, overwrite=True, content_settings=_settings(digest), validate_content=True, **condition
             )
         except AZURE_ERRORS as exc:
+            if condition and is_condition_lost(exc):
+                raise
             raise self.errors.wrap("put", full, exc) from exc
 
     def check(self) -> None:
@@ -117,17 +137,22 @@ class AzureDestination:
         except AZURE_ERRORS as exc:
             raise self.errors.wrap("list", self.prefix, exc) from exc
 
-    def open_part(self, key: str) -> AzurePartUpload:
-        return AzurePartUpload(self, key)
+    def open_part(self, key: str, replace: ObjectInfo | None = None) -> AzurePartUpload:
+        return AzurePartUpload(self, key, replace)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         md5 = Md5Tracker()
         md5.update(data)
         self.upload(self.full_key(key), data, md5.digest())
 
-    def get_bytes(self, key: str) -> bytes | None:
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes | None:
         full = self.full_key(key)
         try:
+            if limit is not None:
+                size = self.container.get_blob_client(full).get_blob_properties().size
+                if not size or limit <= 0:
+                    return b""
+                return bytes(self.container.download_blob(full, offset=0, length=min(limit, size)).readall())
             return bytes(self.container.download_blob(full).readall())
         except AZURE_ERRORS as exc:
             if is_blob_missing(exc):
@@ -188,6 +213,21 @@ def _settings(digest: bytes) -> ContentSettings:
     return ContentSettings(content_type="application/octet-stream", content_md5=bytearray(digest))
 
 
+def _condition(replace: ObjectInfo | None) -> dict[str, Any]:
+    """If-None-Match: * to create a part; If-Match: <etag> to replace the blob the chunk decided to replace."""
+    if replace is None:
+        return {"match_condition": MatchConditions.IfMissing}
+    if replace.version:
+        return {"etag": replace.version, "match_condition": MatchConditions.IfNotModified}
+    return {}
+
+
 def _info(key: str, props: BlobProperties) -> ObjectInfo:
     md5 = props.content_settings.content_md5 if props.content_settings else None
-    return ObjectInfo(key=key, size=int(props.size or 0), md5=b64(bytes(md5)) if md5 else None)
+    etag = props.etag
+    return ObjectInfo(
+        key=key,
+        size=int(props.size or 0),
+        md5=b64(bytes(md5)) if md5 else None,
+        version=f'"{str(etag).strip(chr(34))}"' if etag else None,  # listings give it unquoted, HEAD quoted
+    )

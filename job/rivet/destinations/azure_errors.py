@@ -65,3 +65,11 @@ def error_code(exc: Exception) -> str:
 
 def is_blob_missing(exc: Exception) -> bool:
     return isinstance(exc, az.ResourceNotFoundError) and error_code(exc) in ("BlobNotFound", "")
+
+
+def is_condition_lost(exc: Exception) -> bool:
+    """A conditional write lost: the blob exists (If-None-Match: *) or changed (If-Match)."""
+    return isinstance(exc, az.ResourceExistsError | az.ResourceModifiedError) or getattr(exc, "status_code", None) in (
+        409,
+        412,
+    )

@@ -9,8 +9,8 @@ from google.cloud.storage import Blob, Bucket, Client
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from rivet.contract.objects import ObjectInfo
-from rivet.destinations._common import Md5Tracker, b64, check_key
-from rivet.destinations.gcs_errors import GCS_ERRORS, GcsErrors, is_not_found
+from rivet.destinations._common import Md5Tracker, b64, check_key, is_own_commit, part_conflict
+from rivet.destinations.gcs_errors import GCS_ERRORS, GcsErrors, is_not_found, is_precondition_failed
 from rivet.errors import DestinationError
 
 CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
@@ -21,13 +21,17 @@ class GcsPartUpload:
     """Holds up to one chunk in memory; past that it streams a resumable session, which GCS publishes only
     when the last chunk finalizes it (abort cancels the session)."""
 
-    def __init__(self, dest: GcsDestination, key: str) -> None:
+    def __init__(self, dest: GcsDestination, key: str, replace: ObjectInfo | None = None) -> None:
         self._dest = dest
+        self._key = key
         self._full = dest.full_key(key)
         self._buf = bytearray()
         self._md5 = Md5Tracker()
         self._writer: Any = None
         self._done = False
+        self._replace = replace
+        # ifGenerationMatch: 0 creates only if absent; a generation replaces only that generation
+        self._generation: int | None = 0 if replace is None else (int(replace.version) if replace.version else None)
 
     def write(self, data: bytes) -> int:
         if self._done:
@@ -40,7 +44,7 @@ class GcsPartUpload:
             self._buf += data
             if len(self._buf) >= CHUNK_SIZE:
                 blob = self._dest.bucket.blob(self._full, chunk_size=CHUNK_SIZE)
-                self._writer = blob.open("wb", ignore_flush=True, checksum="md5")
+                self._writer = blob.open("wb", ignore_flush=True, checksum="md5", **self._condition())
                 self._writer.write(bytes(self._buf))
                 self._buf = bytearray()
         except GCS_ERRORS as exc:
@@ -57,16 +61,40 @@ class GcsPartUpload:
             self.abort()
             raise
         self._done = True
+        if self._writer is not None and self._generation is not None and self._precheck(digest):
+            return
         try:
             if self._writer is None:
-                self._dest.upload(self._full, bytes(self._buf), digest)
+                self._dest.upload(self._full, bytes(self._buf), digest, **self._condition())
             else:
                 self._writer.close()
         except GCS_ERRORS as exc:
             self._cancel()
-            raise self._dest.errors.wrap("upload", self._full, exc) from exc
+            if not is_precondition_failed(exc):
+                raise self._dest.errors.wrap("upload", self._full, exc) from exc
+            if not is_own_commit(self._dest.head(self._key), self._md5.size, digest):
+                raise part_conflict(f"gcs commit gs://{self._dest.bucket.name}/{self._full}", self._replace) from exc
         finally:
             self._buf = bytearray()
+
+    def _precheck(self, digest: bytes) -> bool:
+        """GCS evaluates a resumable session's ifGenerationMatch when the last chunk creates the object;
+        fake-gcs-server (the test emulator) does not. One metadata GET before finalizing refuses a lost
+        condition on either, so the stale session is cancelled instead of finalized. True: the exact
+        bytes are already there (nothing to finalize)."""
+        found = self._dest.head(self._key)
+        current = int(found.version) if found is not None and found.version else 0
+        if found is not None and current == 0:
+            current = -1  # an object without a generation cannot match any condition
+        if current == self._generation:
+            return False
+        self._cancel()
+        if is_own_commit(found, self._md5.size, digest):
+            return True
+        raise part_conflict(f"gcs commit gs://{self._dest.bucket.name}/{self._full}", self._replace)
+
+    def _condition(self) -> dict[str, Any]:
+        return {} if self._generation is None else {"if_generation_match": self._generation}
 
     def abort(self) -> None:
         self._done = True
@@ -97,11 +125,11 @@ class GcsDestination:
     def uri(self) -> str:
         return f"gs://{self.bucket.name}/{self.prefix}"
 
-    def upload(self, full: str, data: bytes, digest: bytes) -> None:
+    def upload(self, full: str, data: bytes, digest: bytes, **condition: Any) -> None:
         """Single-request upload carrying the MD5, which GCS verifies before creating the object."""
         blob = self.bucket.blob(full)
         blob.md5_hash = b64(digest)
-        blob.upload_from_string(data, content_type="application/octet-stream", checksum="md5")
+        blob.upload_from_string(data, content_type="application/octet-stream", checksum="md5", **condition)
 
     def check(self) -> None:
         try:
@@ -113,8 +141,8 @@ class GcsDestination:
         except GCS_ERRORS as exc:
             raise self.errors.wrap("list", self.prefix, exc, bucket_level=True) from exc
 
-    def open_part(self, key: str) -> GcsPartUpload:
-        return GcsPartUpload(self, key)
+    def open_part(self, key: str, replace: ObjectInfo | None = None) -> GcsPartUpload:
+        return GcsPartUpload(self, key, replace)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         full = self.full_key(key)
@@ -125,9 +153,11 @@ class GcsDestination:
         except GCS_ERRORS as exc:
             raise self.errors.wrap("put", full, exc) from exc
 
-    def get_bytes(self, key: str) -> bytes | None:
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes | None:
         full = self.full_key(key)
         try:
+            if limit is not None:  # a range: nothing to check a checksum against
+                return bytes(self.bucket.blob(full).download_as_bytes(start=0, end=max(0, limit - 1), checksum=None))
             return bytes(self.bucket.blob(full).download_as_bytes(checksum="md5"))
         except GCS_ERRORS as exc:
             if is_not_found(exc):
@@ -175,4 +205,11 @@ class GcsDestination:
 
 
 def _info(key: str, blob: Blob) -> ObjectInfo:
-    return ObjectInfo(key=key, size=int(blob.size or 0), md5=blob.md5_hash or None)
+    generation = blob.generation
+    return ObjectInfo(
+        key=key,
+        size=int(blob.size or 0),
+        md5=blob.md5_hash or None,
+        crc32c=blob.crc32c or None,
+        version=str(generation) if generation is not None else None,
+    )

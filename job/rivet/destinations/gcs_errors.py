@@ -59,3 +59,10 @@ def _status(exc: Exception) -> int | None:
 
 def is_not_found(exc: Exception) -> bool:
     return _status(exc) == 404
+
+
+def is_precondition_failed(exc: Exception) -> bool:
+    """A conditional write (ifGenerationMatch) lost: another writer created or changed the object."""
+    if isinstance(exc, api.RetryError) and isinstance(exc.cause, Exception):
+        exc = exc.cause
+    return _status(exc) == 412

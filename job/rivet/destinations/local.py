@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rivet.contract.objects import ObjectInfo
-from rivet.destinations._common import Md5Tracker, check_key
-from rivet.errors import DestinationError
+from rivet.destinations._common import Md5Tracker, check_key, part_conflict
+from rivet.errors import ContractError, DestinationError
 
 TMP_MARK = ".rivet-tmp-"
 _TRANSIENT = {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.EIO}
+# link(2) refused by the file system itself (no hard links: some FUSE, SMB or object-store mounts)
+_NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
 def _err(action: str, path: Path | str, exc: OSError) -> DestinationError:
@@ -44,14 +46,52 @@ def _publish(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
-class LocalPartUpload:
-    """Streams into a hidden temp file next to the target, so a crash never leaves a partial part at the key."""
+def version_of(st: os.stat_result) -> str:
+    """The file's identity for a conditional replace: a rename or rewrite changes the inode or mtime."""
+    return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
-    def __init__(self, target: Path) -> None:
+
+def _publish_new(tmp: Path, target: Path) -> None:
+    """Create-only publish: link(2) fails with EEXIST if anything is at the target, so an object another
+    writer put there is never replaced. File systems without hard links fall back to check-then-rename."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise part_conflict(f"local commit {target}", None) from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        if os.path.lexists(target):  # best effort where link(2) is not available: a small race remains
+            raise part_conflict(f"local commit {target}", None) from None
+        os.replace(tmp, target)
+    else:
+        tmp.unlink()
+    _fsync_dir(target.parent)
+
+
+def _publish_over(tmp: Path, target: Path, replace: ObjectInfo) -> None:
+    """Replace only the file the caller decided to replace (same inode, size and mtime)."""
+    try:
+        current = version_of(target.stat())
+    except FileNotFoundError:
+        current = None
+    if replace.version is not None and current != replace.version:
+        raise part_conflict(f"local commit {target}", replace)
+    _publish(tmp, target)
+
+
+class LocalPartUpload:
+    """Streams into a hidden temp file next to the target, so a crash never leaves a partial part at the key.
+
+    `fenced` uploads (parts) publish conditionally: create-only, or over the `replace` version only."""
+
+    def __init__(self, target: Path, replace: ObjectInfo | None = None, fenced: bool = True) -> None:
         self._target = target
         self._tmp = _temp_for(target)
         self._md5 = Md5Tracker()
         self._done = False
+        self._replace = replace
+        self._fenced = fenced
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._fh: BinaryIO = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
@@ -77,11 +117,16 @@ class LocalPartUpload:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
-            _publish(self._tmp, self._target)
+            if not self._fenced:
+                _publish(self._tmp, self._target)
+            elif self._replace is None:
+                _publish_new(self._tmp, self._target)
+            else:
+                _publish_over(self._tmp, self._target, self._replace)
         except OSError as exc:
             self.abort()
             raise _err("commit", self._target, exc) from exc
-        except DestinationError:
+        except (DestinationError, ContractError):
             self.abort()
             raise
         self._done = True
@@ -125,17 +170,20 @@ class LocalDestination:
         if not os.access(probe, os.W_OK | os.X_OK):
             raise DestinationError(f"local path {self.root}: {probe} is not writable (fix its permissions)")
 
-    def open_part(self, key: str) -> LocalPartUpload:
-        return LocalPartUpload(self._path(key))
+    def open_part(self, key: str, replace: ObjectInfo | None = None) -> LocalPartUpload:
+        return LocalPartUpload(self._path(key), replace)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        upload = LocalPartUpload(self._path(key))
+        upload = LocalPartUpload(self._path(key), fenced=False)
         upload.write(data)
         upload.commit()
 
-    def get_bytes(self, key: str) -> bytes | None:
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes | None:
         path = self._path(key)
         try:
+            if limit is not None:
+                with open(path, "rb") as fh:
+                    return fh.read(limit)
             return path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
@@ -150,7 +198,7 @@ class LocalDestination:
             return None
         except OSError as exc:
             raise _err("stat", path, exc) from exc
-        return ObjectInfo(key=key, size=st.st_size) if path.is_file() else None
+        return ObjectInfo(key=key, size=st.st_size, version=version_of(st)) if path.is_file() else None
 
     def list(self) -> list[ObjectInfo]:
         out: list[ObjectInfo] = []
@@ -167,12 +215,14 @@ class LocalDestination:
                     continue
                 path = base / name
                 try:
-                    size = path.stat().st_size
+                    st = path.stat()
                 except FileNotFoundError:
                     continue  # removed while listing
                 except OSError as exc:
                     raise _err("stat", path, exc) from exc
-                out.append(ObjectInfo(key=path.relative_to(self.root).as_posix(), size=size))
+                out.append(
+                    ObjectInfo(key=path.relative_to(self.root).as_posix(), size=st.st_size, version=version_of(st))
+                )
         out.sort(key=lambda o: o.key)
         return out
 

@@ -1,14 +1,34 @@
-"""S3 (and S3-compatible) destination: multipart streaming with bounded memory, single PUT when small."""
+"""S3 (and S3-compatible) destination: multipart streaming with bounded memory, single PUT when small.
+
+Every part carries two checksums the store verifies on upload: Content-MD5 per request, and a full-object
+CRC32C (x-amz-checksum-crc32c; FULL_OBJECT on multipart uploads), which HeadObject reports back. An ETag is
+taken as the object's MD5 only for a single-part upload that is not SSE-KMS encrypted; multipart and
+SSE-KMS objects are compared by that CRC32C instead (read by one HEAD each), or by size alone.
+
+Part commits are conditional (If-None-Match: * to create, If-Match: <etag> to replace), so a stale
+writer never overwrites what another writer committed (contract: fencing).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rivet.contract.manifest import QUARANTINE_DIR
 from rivet.contract.objects import ObjectInfo
-from rivet.destinations._common import Md5Tracker, b64, check_key, md5_from_etag
+from rivet.destinations._common import (
+    Md5Tracker,
+    b64,
+    check_key,
+    crc32c_b64,
+    is_own_commit,
+    md5_from_etag,
+    part_conflict,
+)
 from rivet.destinations.s3_errors import S3Errors
 from rivet.errors import DestinationError
 
@@ -16,7 +36,33 @@ PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 10_000
 MAX_COPY_OBJECT = 5 * 1024**3  # CopyObject's limit; larger objects copy part by part
 COPY_PART = 512 * 1024 * 1024
+HEAD_WORKERS = 8  # listing: parallel HEADs for the objects whose ETag is no MD5
 _ERRORS = (ClientError, BotoCoreError)
+_LOST_CONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _lost_condition(exc: BaseException) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return _code(exc) in _LOST_CONDITION or status in (409, 412)
+
+
+def _kms_or_customer_key(resp: dict[str, Any]) -> bool:
+    """SSE-KMS (incl. DSSE) or SSE-C: the ETag is then not the MD5 of the bytes, whatever it looks like."""
+    return str(resp.get("ServerSideEncryption") or "").startswith("aws:kms") or bool(resp.get("SSECustomerAlgorithm"))
+
+
+def _full_crc32c(resp: dict[str, Any]) -> str | None:
+    """The object's full-object CRC32C from a HEAD with ChecksumMode=ENABLED (never a composite one)."""
+    value = resp.get("ChecksumCRC32C")
+    if not value or "-" in str(value) or str(resp.get("ChecksumType") or "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    return str(value)
 
 
 def part_size_for(part_number: int) -> int:
@@ -27,15 +73,22 @@ def part_size_for(part_number: int) -> int:
 class S3PartUpload:
     """Buffers one part at a time; the multipart upload starts only once a full part is buffered."""
 
-    def __init__(self, dest: S3Destination, key: str) -> None:
+    def __init__(self, dest: S3Destination, key: str, replace: ObjectInfo | None = None) -> None:
         self._dest = dest
         self._key = key
         self._full = dest.full_key(key)
         self._buf = bytearray()
-        self._md5 = Md5Tracker()
+        self._md5 = Md5Tracker(crc32c=True)
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._done = False
+        self._replace = replace
+
+    def _condition(self) -> dict[str, str]:
+        """Create-only unless replacing a known version; a replace without an ETag is unconditional."""
+        if self._replace is None:
+            return {"IfNoneMatch": "*"}
+        return {"IfMatch": self._replace.version} if self._replace.version else {}
 
     def write(self, data: bytes) -> int:
         if self._done:
@@ -57,10 +110,17 @@ class S3PartUpload:
             raise DestinationError(f"s3 upload s3://{bucket}/{self._full}: more than {MAX_PARTS} parts")
         try:
             if self._upload_id is None:
-                resp = client.create_multipart_upload(Bucket=bucket, Key=self._full)
+                resp = client.create_multipart_upload(
+                    Bucket=bucket,
+                    Key=self._full,
+                    ChecksumAlgorithm="CRC32C",
+                    ChecksumType="FULL_OBJECT",
+                    **self._dest.sse_args(),
+                )
                 self._upload_id = str(resp["UploadId"])
             md5 = Md5Tracker()
             md5.update(chunk)
+            crc = crc32c_b64(chunk)
             resp = client.upload_part(
                 Bucket=bucket,
                 Key=self._full,
@@ -68,11 +128,12 @@ class S3PartUpload:
                 PartNumber=number,
                 Body=chunk,
                 ContentMD5=b64(md5.digest()),
+                ChecksumCRC32C=crc,
             )
         except _ERRORS as exc:
             self._abort_quietly()
             raise self._dest.errors.wrap("upload part of", self._full, exc) from exc
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32C": crc})
 
     def commit(self, content_md5: bytes | None = None) -> None:
         if self._done:
@@ -83,29 +144,59 @@ class S3PartUpload:
         except DestinationError:
             self._abort_quietly()
             raise
+        crc = self._md5.crc32c()
         if self._upload_id is None:
             self._done = True
             try:
-                client.put_object(Bucket=bucket, Key=self._full, Body=bytes(self._buf), ContentMD5=b64(digest))
+                resp = client.put_object(
+                    Bucket=bucket,
+                    Key=self._full,
+                    Body=bytes(self._buf),
+                    ContentMD5=b64(digest),
+                    ChecksumCRC32C=crc,
+                    **self._condition(),
+                    **self._dest.sse_args(),
+                )
             except _ERRORS as exc:
-                raise self._dest.errors.wrap("put", self._full, exc) from exc
+                self._lost_or_raise("put", exc, digest, crc)
+                return
             finally:
                 self._buf = bytearray()
+            self._dest.saw_write(resp)
             return
         if self._buf:
             self._send_part(bytes(self._buf))
             self._buf = bytearray()
         try:
-            client.complete_multipart_upload(
+            resp = client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=self._full,
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
+                ChecksumCRC32C=crc,
+                ChecksumType="FULL_OBJECT",
+                **self._condition(),
             )
         except _ERRORS as exc:
-            self._abort_quietly()
-            raise self._dest.errors.wrap("complete multipart upload of", self._full, exc) from exc
-        self._done = True
+            self._abort_quietly()  # a refused completion leaves the upload open (and billed) otherwise
+            self._lost_or_raise("complete multipart upload of", exc, digest, crc)
+            return
+        finally:
+            self._done = True
+        self._dest.saw_write(resp)
+
+    def _lost_or_raise(self, action: str, exc: ClientError | BotoCoreError, digest: bytes, crc: str) -> None:
+        """A lost condition is a PartConflict, unless the object there is exactly ours (a retried request
+        whose first attempt committed). Any other failure is the store's error."""
+        if not _lost_condition(exc):
+            raise self._dest.errors.wrap(action, self._full, exc) from exc
+        try:
+            found = self._dest.head(self._key)
+        except DestinationError:
+            found = None
+        if is_own_commit(found, self._md5.size, digest, crc):
+            return
+        raise part_conflict(f"s3 {action} s3://{self._dest.bucket}/{self._full}", self._replace) from exc
 
     def _abort_quietly(self) -> None:
         """On a failure path the original error matters more than a failed cleanup."""
@@ -132,11 +223,40 @@ class S3PartUpload:
 class S3Destination:
     kind = "s3"
 
-    def __init__(self, client: Any, bucket: str, prefix: str, errors: S3Errors) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        errors: S3Errors,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
         self.errors = errors
+        self.sse = sse
+        self.sse_kms_key_id = sse_kms_key_id
+        # Whether a single-part ETag here is the object's MD5: False under SSE-KMS (configured, or seen on
+        # a write or HEAD: a bucket's default encryption), None until a write or HEAD has told us.
+        self.etag_is_md5: bool | None = False if sse == "aws:kms" else None
+
+    def sse_args(self) -> dict[str, str]:
+        """Server-side encryption headers for every write (PutObject, CreateMultipartUpload, CopyObject)."""
+        args: dict[str, str] = {}
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+        if self.sse_kms_key_id:
+            args["SSEKMSKeyId"] = self.sse_kms_key_id
+        return args
+
+    def saw_write(self, resp: dict[str, Any]) -> None:
+        """A write's response says how the bucket encrypts: SSE-KMS makes ETags useless as MD5s."""
+        if _kms_or_customer_key(resp):
+            self.etag_is_md5 = False
+        elif self.etag_is_md5 is None and resp.get("ETag") and "-" not in str(resp.get("ETag")):
+            self.etag_is_md5 = True
 
     def full_key(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -151,46 +271,75 @@ class S3Destination:
         except _ERRORS as exc:
             raise self.errors.wrap("list", self.prefix, exc) from exc
 
-    def open_part(self, key: str) -> S3PartUpload:
-        return S3PartUpload(self, key)
+    def open_part(self, key: str, replace: ObjectInfo | None = None) -> S3PartUpload:
+        return S3PartUpload(self, key, replace)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         md5 = Md5Tracker()
         md5.update(data)
         full = self.full_key(key)
         try:
-            self.client.put_object(Bucket=self.bucket, Key=full, Body=data, ContentMD5=b64(md5.digest()))
+            resp = self.client.put_object(
+                Bucket=self.bucket,
+                Key=full,
+                Body=data,
+                ContentMD5=b64(md5.digest()),
+                ChecksumCRC32C=crc32c_b64(data),
+                **self.sse_args(),
+            )
         except _ERRORS as exc:
             raise self.errors.wrap("put", full, exc) from exc
+        self.saw_write(resp)
 
-    def get_bytes(self, key: str) -> bytes | None:
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes | None:
         full = self.full_key(key)
+        extra = {"Range": f"bytes=0-{limit - 1}"} if limit is not None and limit > 0 else {}
         try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=full)
+            resp = self.client.get_object(Bucket=self.bucket, Key=full, **extra)
             return bytes(resp["Body"].read())
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) == "NoSuchKey":
+            if _code(exc) == "NoSuchKey":
                 return None
+            if _code(exc) == "InvalidRange":  # a range of an empty object
+                return b""
             raise self.errors.wrap("get", full, exc) from exc
         except BotoCoreError as exc:
             raise self.errors.wrap("get", full, exc) from exc
 
-    def head(self, key: str) -> ObjectInfo | None:
-        full = self.full_key(key)
+    def _head_raw(self, full: str) -> dict[str, Any] | None:
         try:
-            resp = self.client.head_object(Bucket=self.bucket, Key=full)
+            resp: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
         except ClientError as exc:
             if S3Errors.is_missing(exc):
                 return None
             raise self.errors.wrap("head", full, exc) from exc
         except BotoCoreError as exc:
             raise self.errors.wrap("head", full, exc) from exc
-        # With SSE-KMS or SSE-C the ETag is not the MD5 of the bytes, whatever it looks like.
-        encrypted = str(resp.get("ServerSideEncryption", "")).startswith("aws:kms") or resp.get("SSECustomerAlgorithm")
-        md5 = None if encrypted else md5_from_etag(resp.get("ETag"))
-        return ObjectInfo(key=key, size=int(resp["ContentLength"]), md5=md5)
+        return resp
+
+    def _info(self, key: str, resp: dict[str, Any]) -> ObjectInfo:
+        """One HEAD's view: the ETag is an MD5 only for a single-part object without SSE-KMS/SSE-C."""
+        if _kms_or_customer_key(resp):
+            self.etag_is_md5 = False
+            md5 = None
+        else:
+            md5 = md5_from_etag(resp.get("ETag"))
+        etag = resp.get("ETag")
+        return ObjectInfo(
+            key=key,
+            size=int(resp["ContentLength"]),
+            md5=md5,
+            crc32c=_full_crc32c(resp),
+            version=str(etag) if etag else None,
+        )
+
+    def head(self, key: str) -> ObjectInfo | None:
+        resp = self._head_raw(self.full_key(key))
+        return None if resp is None else self._info(key, resp)
 
     def list(self) -> list[ObjectInfo]:
+        """One listing; then one HEAD for each object whose ETag cannot be its MD5 (multipart, SSE-KMS), to
+        read its full-object CRC32C. Objects under `_quarantine/` are never compared, so never HEADed."""
         out: list[ObjectInfo] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
@@ -198,10 +347,31 @@ class S3Destination:
                 for obj in page.get("Contents", []):
                     rel = str(obj["Key"])[len(self.prefix) :]
                     if rel and not rel.endswith("/"):
-                        out.append(ObjectInfo(key=rel, size=int(obj["Size"]), md5=md5_from_etag(obj.get("ETag"))))
+                        etag = obj.get("ETag")
+                        version = str(etag) if etag else None
+                        out.append(ObjectInfo(key=rel, size=int(obj["Size"]), md5=None, version=version))
         except _ERRORS as exc:
             raise self.errors.wrap("list", self.prefix, exc) from exc
-        return out
+        compared = [o for o in out if not o.key.startswith(QUARANTINE_DIR + "/")]
+        single = [o for o in compared if md5_from_etag(o.version) is not None]
+        if single and self.etag_is_md5 is None:
+            self.head(single[0].key)  # learns whether this bucket encrypts with SSE-KMS by default
+            if self.etag_is_md5 is None:
+                self.etag_is_md5 = True
+        need_head = {o.key for o in compared if self.etag_is_md5 is False or md5_from_etag(o.version) is None}
+        headed: dict[str, ObjectInfo | None] = {}
+        if need_head:
+            with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(need_head))) as pool:
+                headed = dict(zip(need_head, pool.map(self.head, need_head), strict=True))
+        result = []
+        for o in out:
+            info = headed.get(o.key)
+            if info is not None and info.version == o.version:
+                result.append(info)  # (gone or replaced since the listing: keep the listing's view instead)
+            else:
+                md5 = md5_from_etag(o.version) if self.etag_is_md5 and o.key not in headed else None
+                result.append(dataclasses.replace(o, md5=md5))
+        return result
 
     def copy(self, src_key: str, dst_key: str) -> None:
         src, dst = self.full_key(src_key), self.full_key(dst_key)
@@ -209,14 +379,14 @@ class S3Destination:
         try:
             size = int(self.client.head_object(Bucket=self.bucket, Key=src)["ContentLength"])
             if size <= MAX_COPY_OBJECT:
-                self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source)
+                self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source, **self.sse_args())
             else:
                 self._copy_multipart(source, dst, size)
         except _ERRORS as exc:
             raise self.errors.wrap("copy", f"{src} -> {dst}", exc) from exc
 
     def _copy_multipart(self, source: dict[str, str], dst: str, size: int) -> None:
-        upload_id = str(self.client.create_multipart_upload(Bucket=self.bucket, Key=dst)["UploadId"])
+        upload_id = str(self.client.create_multipart_upload(Bucket=self.bucket, Key=dst, **self.sse_args())["UploadId"])
         try:
             parts = []
             for number, start in enumerate(range(0, size, COPY_PART), start=1):

@@ -94,4 +94,5 @@ def open_s3(cfg: DestinationConfig, prefix: str, env: Mapping[str, str]) -> S3De
             "destination", f"cannot build the S3 client: {type(exc).__name__}", "check the s3 fields"
         ) from exc
     secrets = tuple(v for k, v in kwargs.items() if k != "aws_access_key_id" and isinstance(v, str))
-    return S3Destination(client, bucket, prefix, S3Errors(bucket, endpoint, hint, secrets))
+    errors = S3Errors(bucket, endpoint, hint, secrets)
+    return S3Destination(client, bucket, prefix, errors, sse=cfg.sse, sse_kms_key_id=cfg.sse_kms_key_id)

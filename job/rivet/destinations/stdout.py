@@ -56,13 +56,14 @@ class StdoutDestination:
     def check(self) -> None:
         """Nothing to check: stdout is always there."""
 
-    def open_part(self, key: str) -> StdoutPartUpload:
+    def open_part(self, key: str, replace: ObjectInfo | None = None) -> StdoutPartUpload:
+        """A stream has no key to fence: `replace` is accepted and ignored."""
         return StdoutPartUpload(self._stream if self._stream is not None else sys.stdout.buffer)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         _refuse(f"writing {key}")
 
-    def get_bytes(self, key: str) -> bytes | None:
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes | None:
         _refuse(f"reading {key}")
 
     def head(self, key: str) -> ObjectInfo | None:

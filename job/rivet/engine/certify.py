@@ -6,6 +6,8 @@ One certifier for `rivet run`, the finalize Job and repair; one place that withd
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from typing import Any
 
 from rivet.config.model import Mode
@@ -17,6 +19,7 @@ from rivet.contract.manifest import (
     CommitRecord,
     RunInfo,
     build_manifest,
+    quarantine_key,
     success_body,
 )
 from rivet.contract.resume import matches
@@ -92,8 +95,12 @@ def verify_parts(dest: Destination, records: list[CommitRecord]) -> None:
             )
 
 
-def schema_of(records: list[CommitRecord], fallback: str) -> str:
+def schema_of(records: list[CommitRecord], fallback: str, current: str | None = None) -> str:
+    """The one schema fingerprint of the committed parts (and of the source now, when `current` is given:
+    a resumed run refuses before exporting more); SchemaChanged when they disagree."""
     fps = {r.schema_fingerprint for r in records if r.key is not None and r.schema_fingerprint}
+    if fps and current is not None:
+        fps.add(current)
     if len(fps) > 1:
         raise ContractError(
             "committed parts disagree on the schema fingerprint: the source schema changed during the run;"
@@ -146,3 +153,75 @@ def withdraw_or_refuse(dest: Destination, force: bool) -> None:
     """M8 at once: refuse a certified prefix unless forced, and withdraw its `_SUCCESS` when forced."""
     if refuse_unless_forced(dest, force):
         withdraw(dest, "forced run")
+
+
+# --- fencing: whose prefix is this? ------------------------------------------------------------------------
+
+MANIFEST_HEAD_BYTES = 4096  # run_id is the manifest's second field: a ranged read finds it
+_RUN_ID = re.compile(rb'"run_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def takeover_key(run_id: str) -> str:
+    """Where a run keeps, byte for byte, the manifest of the earlier run whose prefix it took over."""
+    return quarantine_key(run_id, MANIFEST_KEY)
+
+
+def manifest_run_id(dest: Destination) -> str | None:
+    """The run_id of the prefix's manifest.json (None: no manifest, or none readable), with one ranged read."""
+    head = dest.get_bytes(MANIFEST_KEY, limit=MANIFEST_HEAD_BYTES)
+    if head is None:
+        return None
+    found = _RUN_ID.search(head)
+    if found is not None:
+        try:
+            value = json.loads(b'"' + found.group(1) + b'"')
+        except ValueError:
+            value = None
+        return value if isinstance(value, str) else None
+    if len(head) < MANIFEST_HEAD_BYTES:
+        return None  # the whole manifest was read and has no run_id: not ours to judge
+    try:
+        doc = json.loads(dest.get_bytes(MANIFEST_KEY) or b"")
+    except ValueError:
+        return None
+    run_id = doc.get("run_id") if isinstance(doc, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
+def take_over(dest: Destination, run_id: str) -> None:
+    """Called once a run may change bytes at the prefix (after the M8 gate and planning): if the manifest
+    there belongs to another run, keep a copy at `_quarantine/<run_id>/manifest.json`. That copy is this
+    run's claim: its chunks may then write into a prefix whose manifest is not yet theirs, while a stale
+    chunk of any other run is refused (`check_prefix_owner`). The manifest itself stays until this run
+    certifies, so an interrupted run still reads as uncertified rather than legacy."""
+    owner = manifest_run_id(dest)
+    if owner is None or owner == run_id or dest.head(takeover_key(run_id)) is not None:
+        return
+    dest.copy(MANIFEST_KEY, takeover_key(run_id))
+    log("prefix_taken_over", prefix=dest.uri(), run_id=run_id, previous_run_id=owner)
+
+
+def check_prefix_owner(dest: Destination, run_id: str) -> None:
+    """A chunk writes into a prefix only while it is its run's: never while `_SUCCESS` is there (certified;
+    a forced run or a repair withdraws it first), and not when manifest.json belongs to another run that
+    this run did not take over (`take_over`). A stale chunk of an earlier run therefore cannot move aside
+    or add parts under a later run's manifest. One HEAD and one small ranged GET (a second HEAD only when
+    the manifest is another run's)."""
+    if dest.head(SUCCESS_KEY) is not None:
+        raise ContractError(
+            f"{dest.uri()} holds _SUCCESS (a certified export): a chunk of run {run_id} does not write into a"
+            " certified prefix. This chunk is stale, or its run must withdraw the certification first"
+            " (rivet run --force, or rivet plan --check-destination --force)",
+            reason="SuccessMarkerPresent",
+        )
+    owner = manifest_run_id(dest)
+    if owner is None or owner == run_id:
+        return
+    if dest.head(takeover_key(run_id)) is not None:
+        return
+    raise ContractError(
+        f"{dest.uri()}: manifest.json belongs to run {owner}, and run {run_id} did not take this prefix over;"
+        " this chunk is stale (another run has written here since). Nothing was written. Start the chunk"
+        " through its run's plan step (rivet plan --check-destination) or use a fresh prefix",
+        reason="PrefixOwnedByAnotherRun",
+    )

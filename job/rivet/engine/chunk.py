@@ -1,6 +1,11 @@
 """The one chunk path: `rivet run`'s workers, the operator's chunk Jobs and repair all export through
 `export_chunk`: the resume decision for the chunk's key, quarantine of what is there, the chunk's rows
 through the pipeline, and the commit record.
+
+Fencing: the decision is taken when the chunk starts, the part is committed minutes later. So the commit
+is conditional (create-only when the decision saw the key empty or emptied it, if-match when it replaces
+the object it saw), and a chunk first checks that the prefix is still its run's to write
+(`certify.check_prefix_owner`): never a certified prefix, never one another run has taken over.
 """
 
 from __future__ import annotations
@@ -14,13 +19,24 @@ from rivet.contract.objects import ObjectInfo
 from rivet.contract.plan import Chunk
 from rivet.contract.resume import Decision, decide
 from rivet.destinations.base import Destination
+from rivet.engine import signals
+from rivet.engine.certify import check_prefix_owner
 from rivet.engine.context import RunContext
 from rivet.engine.pipeline import PartResult, export_part
-from rivet.formats.writer import ROW_GROUP_ROWS
+from rivet.formats.writer import ROW_GROUP_ROWS, row_group_bytes
 from rivet.log import log
 from rivet.sources.base import Source
 
 MIN_ROW_GROUP_ROWS = 65_536
+MIN_ROW_GROUP_BYTES = 16 * 1024 * 1024
+
+
+def row_group_budget(parallel: int) -> tuple[int, int]:
+    """(rows, bytes) per writer: parallel workers share one row budget and one byte budget."""
+    workers = max(1, parallel)
+    budget = row_group_bytes()
+    per_worker_bytes = max(min(budget, MIN_ROW_GROUP_BYTES), budget // workers)
+    return max(MIN_ROW_GROUP_ROWS, ROW_GROUP_ROWS // workers), per_worker_bytes
 
 
 @dataclass(frozen=True)
@@ -47,15 +63,21 @@ def export_chunk(
     aside, which is also how repair forces a re-export). `listing` is the prefix as a listing already showed
     it (None: look the key up now). `quarantined_keys` are the keys under `_quarantine/` already taken.
     """
+    signals.check()
     key = part_key(chunk.index, ctx.exp.format.value)
     obj = listing.get(key) if listing is not None else dest.head(key)
     decision = decide(committed, obj)
     if decision is Decision.SKIP and committed is not None:
         return ChunkOutcome(committed, decision)
+    check_prefix_owner(dest, ctx.run_id)  # before anything at the prefix changes
     moved = None
+    replace: ObjectInfo | None = None  # None: the commit creates the key only if it is empty
     if decision is Decision.QUARANTINE_EXPORT:
         taken = quarantined_keys if quarantined_keys is not None else _quarantined(dest)
-        moved = quarantine(dest, ctx.run_id, key, taken)
+        moved, deleted = move_aside(dest, ctx.run_id, key, taken)
+        if not deleted:
+            replace = obj  # the delete failed: replace exactly the object this chunk saw and copied aside
+    rows_budget, bytes_budget = row_group_budget(ctx.exp.parallel)
     result = export_part(
         source,
         ctx.query(chunk),
@@ -67,7 +89,9 @@ def export_chunk(
         ctx.batch_size,
         on_rows,
         ctx.exp.cursor_column if ctx.exp.mode is Mode.INCREMENTAL else None,
-        max(MIN_ROW_GROUP_ROWS, ROW_GROUP_ROWS // max(1, ctx.exp.parallel)),  # workers share the budget
+        rows_budget,
+        replace=replace,
+        row_group_max_bytes=bytes_budget,
     )
     return ChunkOutcome(record_for(ctx, chunk, key, result), decision, moved)
 
@@ -86,6 +110,7 @@ def record_for(ctx: RunContext, chunk: Chunk, key: str, result: PartResult | Non
         ctx.schema_fp,
         chunk.key_range,
         result.max_cursor,
+        result.content_crc32c,
     )
 
 
@@ -99,6 +124,11 @@ def quarantine(dest: Destination, run_id: str, key: str, taken: set[str]) -> str
     A second quarantine of the same key in one run gets a numeric suffix instead of overwriting.
     A failed delete leaves both copies; the next resume moves it again.
     """
+    return move_aside(dest, run_id, key, taken)[0]
+
+
+def move_aside(dest: Destination, run_id: str, key: str, taken: set[str]) -> tuple[str, bool]:
+    """`quarantine`, also saying whether the original was deleted (False: it is still at `key`)."""
     target = quarantine_key(run_id, key)
     n = 1
     while target in taken:
@@ -106,9 +136,11 @@ def quarantine(dest: Destination, run_id: str, key: str, taken: set[str]) -> str
         n += 1
     dest.copy(key, target)
     taken.add(target)
+    deleted = True
     try:
         dest.delete(key)
     except Exception as exc:
+        deleted = False
         log("quarantine_delete_failed", level="warning", key=key, quarantined_to=target, error=str(exc))
     log("quarantined", key=key, to=target)
-    return target
+    return target, deleted

@@ -1,7 +1,8 @@
 """The pipeline of one part: source batches, read ahead, through a format writer into an upload.
 
 The upload is opened lazily at the first non-empty batch, so an empty chunk writes nothing, and any
-failure aborts the upload, so no part appears without all its bytes (M1).
+failure aborts the upload, so no part appears without all its bytes (M1). So does SIGTERM
+(`engine.signals`): it is polled between batches, here and in the read-ahead's consumer.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rivet.config.model import Compression, Format
+from rivet.contract.objects import ObjectInfo
 from rivet.destinations.base import Destination, PartUpload
+from rivet.engine import fastpath, signals
 from rivet.formats.sink import DigestSink
-from rivet.formats.writer import ROW_GROUP_ROWS, PartWriter, open_writer
+from rivet.formats.writer import ROW_GROUP_ROWS, PartWriter, open_writer, row_group_bytes
 from rivet.log import log
 from rivet.sources.base import Source
 from rivet.sources.query import Query
@@ -32,6 +35,7 @@ class PartResult:
     content_fingerprint: str
     content_md5: str
     max_cursor: Any = None
+    content_crc32c: str = ""
 
 
 def export_part(
@@ -46,21 +50,37 @@ def export_part(
     on_rows: Callable[[int], None] = lambda n: None,
     cursor_column: str | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
+    replace: ObjectInfo | None = None,
+    row_group_max_bytes: int | None = None,
 ) -> PartResult | None:
-    """Write the rows of `query` to `key`; None when there were no rows (nothing written)."""
+    """Write the rows of `query` to `key`; None when there were no rows (nothing written).
+
+    The commit is conditional (fencing): it creates `key` only if nothing is there, or replaces only the
+    object `replace` if given; otherwise it fails with PartConflict and overwrites nothing. Row groups are
+    cut at `row_group_rows` rows or `row_group_max_bytes` buffered bytes, whichever comes first."""
+    max_bytes = row_group_bytes() if row_group_max_bytes is None else row_group_max_bytes
+    if fmt is Format.CSV and cursor_column is None:  # PostgreSQL: the server writes the CSV (fastpath)
+        passed = fastpath.export_csv_part(source, query, schema, dest, key, on_rows, replace)
+        if passed is not None:
+            rows, done = passed
+            if done is None:
+                return None
+            d = done.digest
+            return PartResult(rows, d.size, d.fingerprint, d.md5_base64, None, done.crc32c)
     upload: PartUpload | None = None
     sink: DigestSink | None = None
     writer: PartWriter | None = None
     max_cursor: Any = None
     try:
-        with contextlib.closing(prefetch(source.stream(query, schema, batch_size))) as batches:
+        with contextlib.closing(prefetch(fastpath.read(source, query, schema, batch_size))) as batches:
             for batch in batches:
+                signals.check()
                 if batch.num_rows == 0:
                     continue
                 if upload is None:
-                    upload = dest.open_part(key)
+                    upload = fastpath.open_part(dest, key, replace)  # object stores: overlapped
                     sink = DigestSink(upload)
-                    writer = open_writer(fmt, sink, schema, compression, row_group_rows)
+                    writer = open_writer(fmt, sink, schema, compression, row_group_rows, max_bytes)
                 assert writer is not None
                 writer.write_batch(batch)
                 if cursor_column is not None:
@@ -69,8 +89,11 @@ def export_part(
         if upload is None or writer is None or sink is None:
             return None
         writer.close()
+        signals.check()
         upload.commit(sink.digest.md5_digest)
     except BaseException:
+        if sink is not None:
+            sink.discard()
         if upload is not None:
             try:
                 upload.abort()
@@ -83,10 +106,12 @@ def export_part(
         content_fingerprint=sink.digest.fingerprint,
         content_md5=sink.digest.md5_base64,
         max_cursor=max_cursor,
+        content_crc32c=sink.crc32c,
     )
 
 
 _DONE = object()
+TERMINATE_JOIN_S = 2.0
 
 
 def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Generator[pa.RecordBatch, None, None]:
@@ -124,7 +149,11 @@ def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Generator[pa.
     thread.start()
     try:
         while True:
-            item = slots.get()
+            try:
+                item = slots.get(timeout=0.2)
+            except queue.Empty:
+                signals.check()  # a worker thread waiting on a slow source still notices SIGTERM
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -132,7 +161,8 @@ def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Generator[pa.
             yield item
     finally:
         stop.set()
-        thread.join()
+        # On SIGTERM do not wait for a source read that may take minutes: the daemon thread dies with us.
+        thread.join(timeout=TERMINATE_JOIN_S if signals.terminating() else None)
 
 
 def _max(current: Any, column: pa.ChunkedArray | pa.Array) -> Any:

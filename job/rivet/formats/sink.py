@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 from rivet.contract.fingerprint import StreamDigest
+from rivet.destinations._common import Crc32cTracker
 from rivet.destinations.base import PartUpload
 
 
 class DigestSink:
-    """File-like enough for pyarrow writers; computes size, XXH3 and MD5 while writing, never re-reading."""
+    """File-like enough for pyarrow writers; computes size, XXH3, MD5 and CRC32C while writing, never re-reading.
+
+    The CRC32C is what stores report for objects whose ETag is no MD5 (S3 multipart, SSE-KMS)."""
 
     def __init__(self, upload: PartUpload) -> None:
         self._upload = upload
         self.digest = StreamDigest()
+        self._crc32c = Crc32cTracker()
         self.closed = False
+        self._discarded = False
+
+    def discard(self) -> None:
+        """The upload was aborted: drop whatever a writer still flushes (pyarrow writes its footer when the
+        abandoned writer is garbage-collected), instead of failing on an upload that no longer exists."""
+        self._discarded = True
+
+    @property
+    def crc32c(self) -> str:
+        """base64 of the big-endian CRC32C of every byte written."""
+        return self._crc32c.b64()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._discarded:
+            return len(data)
         chunk = bytes(data)
         self.digest.update(chunk)
+        self._crc32c.update(chunk)
         self._upload.write(chunk)
         return len(chunk)
 

@@ -1,13 +1,16 @@
 """Parquet and CSV part writers behind one small interface.
 
-Parquet buffers batches into row groups of about `row_group_rows` (one write_batch call would make one
-tiny row group per batch: bigger files, more footers); memory stays bounded by that buffer.
+Parquet buffers batches into row groups of about `row_group_rows` rows (one write_batch call would make
+one tiny row group per batch: bigger files, more footers), and cuts a row group early once the buffered
+batches hold `row_group_max_bytes` of Arrow data, so memory is bounded per byte, not per row: 2,000 rows
+of 300 KB jsonb would otherwise buffer 600 MB before the first flush.
 """
 
 from __future__ import annotations
 
 import array
 import json
+import os
 from typing import Any, BinaryIO, Protocol, cast
 
 import pyarrow as pa
@@ -16,8 +19,25 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from rivet.config.model import Compression, Format
+from rivet.formats.csv_fast import timestamp_text
+from rivet.formats.parquet_encoding import writer_options
 
 ROW_GROUP_ROWS = 262_144
+ROW_GROUP_BYTES = 64 * 1024 * 1024  # Arrow bytes buffered per writer before a row group is cut
+ROW_GROUP_BYTES_ENV = "RIVET_ROW_GROUP_BYTES"  # override (tests, memory-tight pods)
+
+
+def row_group_bytes() -> int:
+    """The byte budget for one writer's buffered row group: ROW_GROUP_BYTES unless RIVET_ROW_GROUP_BYTES."""
+    raw = os.environ.get(ROW_GROUP_BYTES_ENV)
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value > 0:
+            return value
+    return ROW_GROUP_BYTES
 
 
 class PartWriter(Protocol):
@@ -30,31 +50,57 @@ class PartWriter(Protocol):
 
 
 class ParquetPartWriter:
-    def __init__(self, sink: BinaryIO, schema: pa.Schema, compression: Compression, row_group_rows: int) -> None:
+    def __init__(
+        self,
+        sink: BinaryIO,
+        schema: pa.Schema,
+        compression: Compression,
+        row_group_rows: int,
+        row_group_max_bytes: int | None = None,
+    ) -> None:
         codec = None if compression is Compression.NONE else compression.value
         self._writer = pq.ParquetWriter(
-            sink, schema, compression=codec, write_statistics=True, use_dictionary=dictionary_columns(schema)
+            sink,
+            schema,
+            compression=codec,
+            write_statistics=True,
+            use_dictionary=dictionary_columns(schema),
+            **writer_options(schema),  # per-column encodings (formats/parquet_encoding.py)
         )
         self._schema = schema
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
+        self._buffered_bytes = 0
         self._row_group_rows = row_group_rows
+        self._max_bytes = row_group_max_bytes or row_group_bytes()
         self.rows = 0
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        self._buffer.append(batch)
-        self._buffered += batch.num_rows
         self.rows += batch.num_rows
-        if self._buffered >= self._row_group_rows:
+        size = batch.nbytes
+        if self._buffer and self._buffered_bytes + size > self._max_bytes:
+            self._flush()  # cut before the budget is crossed, so a row group stays within it
+        if size > self._max_bytes and batch.num_rows > 1:
+            # One batch over the budget (very wide rows): write it as row groups of at most the budget
+            # each, so a row group never holds more than that (a single row larger than it stands alone).
+            step = max(1, batch.num_rows * self._max_bytes // size)
+            for offset in range(0, batch.num_rows, step):
+                piece = batch.slice(offset, step)
+                self._writer.write_table(pa.Table.from_batches([piece], schema=self._schema), row_group_size=step)
+            return
+        self._buffer.append(pa.concat_batches([batch]))  # exact-size copy: a slice would pin its driver batch
+        self._buffered += batch.num_rows
+        self._buffered_bytes += size
+        if self._buffered >= self._row_group_rows or self._buffered_bytes >= self._max_bytes:
             self._flush()
 
     def _flush(self) -> None:
         if self._buffer:
             table = pa.Table.from_batches(self._buffer, schema=self._schema)
             self._writer.write_table(table, row_group_size=max(self._buffered, 1))
-            self._buffer, self._buffered = [], 0
+            self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
 
     def close(self) -> None:
         self._flush()
@@ -138,6 +184,9 @@ def csv_text(col: pa.Array) -> pa.Array:
             return uuid_text(cast(pa.ExtensionArray, col).storage)
         col, t = cast(pa.ExtensionArray, col).storage, t.storage_type
     if pa.types.is_timestamp(t):
+        fast = timestamp_text(col)  # the same text, assembled from digits (formats/csv_fast.py)
+        if fast is not None:
+            return fast
         fmt = "%Y-%m-%dT%H:%M:%SZ" if t.tz else "%Y-%m-%dT%H:%M:%S"
         return cast(pa.Array, pc.strftime(col, format=fmt))
     if pa.types.is_decimal(t):
@@ -210,8 +259,14 @@ def uuid_text(storage: pa.Array) -> pa.Array:
 
 
 def open_writer(
-    fmt: Format, sink: Any, schema: pa.Schema, compression: Compression, row_group_rows: int = ROW_GROUP_ROWS
+    fmt: Format,
+    sink: Any,
+    schema: pa.Schema,
+    compression: Compression,
+    row_group_rows: int = ROW_GROUP_ROWS,
+    row_group_max_bytes: int | None = None,
 ) -> PartWriter:
+    """`row_group_max_bytes` None: the process-wide budget (`row_group_bytes()`)."""
     if fmt is Format.PARQUET:
-        return ParquetPartWriter(sink, schema, compression, row_group_rows)
+        return ParquetPartWriter(sink, schema, compression, row_group_rows, row_group_max_bytes)
     return CsvPartWriter(sink, schema)

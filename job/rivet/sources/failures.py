@@ -12,6 +12,7 @@ import re
 
 from rivet.errors import SourceError
 from rivet.redact import redact_text
+from rivet.sources import liveness
 from rivet.sources.urls import DbUrl
 
 _UNREACHABLE = (
@@ -41,6 +42,39 @@ _AUTH = (
     "no pg_hba.conf entry",
 )
 _TIMEOUT = ("statement timeout", "max_statement_time", "maximum statement execution time")
+# TLS refused: the certificate or host name did not verify, or one side will not speak TLS. Permanent:
+# a retry meets the same certificate. Checked before _UNREACHABLE, whose phrases some of these contain.
+_TLS = (
+    "certificate verify failed",
+    "does not match host name",
+    "hostname mismatch",
+    "ip address mismatch",
+    "root certificate file",
+    "server does not support ssl",
+    "requires secure connection but server does not have",
+    "ssl is required but the server doesn't support it",
+    "tlserror",
+    "wrong version number",
+    "unsupported ssl-mode",
+)
+# What a blocking read says when its socket timeout (armed by `liveness`) expires.
+_TIMED_OUT_READ = ("resource temporarily unavailable", "os error 11", "would block")
+# What a driver says when the guard (`liveness`) cut its connection under it.
+_DROPPED = (
+    "server closed the connection",
+    "connection reset",
+    "lost connection",
+    "broken pipe",
+    "eof",
+    "connection closed",
+    "connectionclosed",
+    "ssl syscall",
+    "failed to fill whole buffer",
+    "no connection to the server",
+    "server has gone away",
+    "could not receive data",
+    "io error",
+)
 # SQLSTATE classes/codes worth a retry: connection, shutdown/cancel, serialization, deadlock, resources.
 _RETRYABLE_SQLSTATE = ("08", "57P", "40001", "40P01", "53")
 _MYSQL_RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013, 1927}
@@ -66,12 +100,46 @@ def unreachable(engine: str, url: DbUrl, detail: str) -> SourceError:
 
 
 def auth_failed(engine: str, url: DbUrl) -> SourceError:
+    # MariaDB refuses a plaintext login to a server with require_secure_transport as "access denied"
+    tls = "; a server that requires TLS refuses plaintext logins the same way: set source.tls.mode"
     return SourceError(
         f"{engine} at {url.endpoint}: authentication failed for user '{url.user}' "
         "(check the password in source.url_env / password_env; inside a URL, a password holding "
-        "/ # ? @ : or % must be percent-encoded)",
+        f"/ # ? @ : or % must be percent-encoded{tls if engine == 'mysql' else ''})",
         permanent=True,
     )
+
+
+def tls_failed(engine: str, url: DbUrl, detail: str) -> SourceError:
+    return SourceError(
+        f"{engine} at {url.endpoint}: TLS failed ({one_line(detail, url)}): check source.tls.ca_file (the CA"
+        " that signed the server's certificate), that the URL's host is a name the certificate holds"
+        " (verify-full), and that the server has TLS enabled",
+        permanent=True,
+    )
+
+
+def stalled(engine: str, url: DbUrl, silent_s: float | None, timeout_s: float | None) -> SourceError:
+    silence = f"no data for {silent_s:g}s" if silent_s is not None else "no answer"
+    limit = f"source.tuning.read_timeout_s={timeout_s:g}s" if timeout_s is not None else "source.tuning.read_timeout_s"
+    return SourceError(
+        f"{engine} at {url.endpoint}: the connection stalled ({silence}, past {limit}), so it was closed:"
+        " the network, a proxy or the server stopped forwarding rows; the read can be retried"
+        " (raise read_timeout_s if statements take longer than that to return their first row)",
+        permanent=False,
+    )
+
+
+def _stall(engine: str, url: DbUrl, low: str) -> SourceError | None:
+    """The guard cut this endpoint's connection moments ago and the driver reports a dropped connection, or
+    a blocking read on an armed connection timed out (EAGAIN)."""
+    stall = liveness.recent_stall(url.host, url.port)
+    if stall is not None and any(s in low for s in _DROPPED):
+        return stalled(engine, url, stall.silent_s, stall.timeout_s)
+    timeout = liveness.timeout_for(url.host, url.port)
+    if timeout is not None and any(s in low for s in _TIMED_OUT_READ):
+        return stalled(engine, url, timeout, timeout)
+    return None
 
 
 def timed_out(engine: str, url: DbUrl, timeout_s: int, detail: str) -> SourceError:
@@ -92,6 +160,11 @@ def pg_error(exc: BaseException, url: DbUrl, timeout_s: int, doing: str) -> Sour
         return SourceError(f"postgres at {url.endpoint}: database '{url.database}' does not exist")
     if sqlstate == "57014" or any(s in low for s in _TIMEOUT):
         return timed_out("postgres", url, timeout_s, _pg_primary(text))
+    if any(s in low for s in _TLS):
+        return tls_failed("postgres", url, _connect_detail(text))
+    stall = _stall("postgres", url, low)
+    if stall is not None:
+        return stall
     if any(s in low for s in _UNREACHABLE):
         return unreachable("postgres", url, _connect_detail(text))
     retry = bool(sqlstate) and sqlstate.startswith(_RETRYABLE_SQLSTATE)
@@ -108,6 +181,13 @@ def mysql_error(exc: BaseException, url: DbUrl, timeout_s: int, doing: str) -> S
         return SourceError(f"mysql at {url.endpoint}: database '{url.database}' does not exist")
     if code in _MYSQL_TIMEOUT or any(s in low for s in _TIMEOUT):
         return timed_out("mysql", url, timeout_s, message)
+    if code == 2026 or any(s in low for s in _TLS):
+        return tls_failed("mysql", url, message)
+    if code == 2013 and "timed out" in low:  # PyMySQL's own read_timeout
+        return stalled("mysql", url, None, liveness.timeout_for(url.host, url.port))
+    stall = _stall("mysql", url, low)
+    if stall is not None:
+        return stall
     if code in (2002, 2003) or (code is None and any(s in low for s in _UNREACHABLE)):
         return unreachable("mysql", url, message)
     retry = code in _MYSQL_RETRYABLE

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
+import ssl
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,13 +22,22 @@ import pymysql
 
 from rivet.config.model import SourceConfig, SourceType
 from rivet.errors import SourceError, UnsupportedTypeError
+from rivet.sources import liveness
 from rivet.sources.conform import conform_batch, rechunk
 from rivet.sources.failures import mysql_error
 from rivet.sources.mysql_types import MyField, arrow_type, invalid_date_refusal, quote_ident
 from rivet.sources.query import Query, mysql_literal
 from rivet.sources.sqltext import bare, subquery
+from rivet.sources.tls import (
+    MYSQL_URL_TLS_KEYS,
+    check_ca_file,
+    cx_tls_params,
+    mysql_ssl_context,
+    mysql_tls,
+    warn_if_plaintext,
+)
 from rivet.sources.types import JSON
-from rivet.sources.urls import MYSQL_SCHEMES, parse_url
+from rivet.sources.urls import MYSQL_SCHEMES, PG_LIVENESS, cx_mysql_url, parse_url
 
 CONNECT_TIMEOUT_S = 10
 CX_EXACT_DECIMAL_PRECISION = 28
@@ -48,8 +60,14 @@ class MysqlSource:
     def __init__(self, cfg: SourceConfig) -> None:
         self._url = parse_url(cfg.url.reveal(), MYSQL_SCHEMES, "mysql")
         self._timeout_s = cfg.tuning.statement_timeout_s
-        self._cx_url = "mysql" + self._url.raw[len(self._url.scheme) :]  # ConnectorX knows only mysql://
+        # Both connections follow one TLS setting: source.tls, else the URL's ssl-mode (refused if they differ).
+        tls = mysql_tls(self._url, cfg.tls)
+        check_ca_file(tls)
+        # ConnectorX's URL: keepalives, TCP_USER_TIMEOUT, no switch to a Unix socket, then ssl-mode/ssl-ca.
+        self._cx_url = cx_mysql_url(self._url, cx_tls_params(tls), drop=MYSQL_URL_TLS_KEYS if tls.mode else ())
         self._lock = threading.Lock()
+        read_timeout = cfg.tuning.read_timeout or None  # PyMySQL: None = wait forever
+        context = mysql_ssl_context(tls)
         try:
             self._conn = pymysql.connect(
                 host=self._url.host,
@@ -60,13 +78,25 @@ class MysqlSource:
                 autocommit=True,
                 charset="utf8mb4",
                 connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=read_timeout,
+                write_timeout=read_timeout,
+                ssl=context,
+                ssl_disabled=tls.mode is not None and context is None,
             )
+            _keepalive(self._conn._sock)
             self.is_mariadb = "mariadb" in self._conn.get_server_info().lower()
             with self._conn.cursor() as cur:
                 for statement in self.session_sql():
                     cur.execute(statement)
         except pymysql.Error as exc:
             raise mysql_error(exc, self._url, self._timeout_s, "connect") from None
+        # The rows travel through ConnectorX, encrypted only when a TLS mode says so.
+        warn_if_plaintext("mysql", self._url.host, tls.mode is not None and context is not None)
+        # ConnectorX has no read timeout: the guard closes a connection that stays silent (sources/liveness.py).
+        fd = self._conn._sock.fileno()
+        liveness.metadata(fd)
+        watch = liveness.watch(self._url.host, self._url.port, cfg.tuning.read_timeout, liveness.peer_of(fd))
+        weakref.finalize(self, liveness.unwatch, watch)
 
     def session_sql(self) -> list[str]:
         """UTC session (TIMESTAMP values are converted to the session zone) and the statement timeout."""
@@ -151,6 +181,25 @@ class MysqlSource:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _keepalive(sock: socket.socket | ssl.SSLSocket | None) -> None:
+    """PyMySQL turns SO_KEEPALIVE on; add the same probe timing and TCP_USER_TIMEOUT as libpq gets."""
+    if sock is None:
+        return
+    options = [
+        ("TCP_KEEPIDLE", PG_LIVENESS["keepalives_idle"]),
+        ("TCP_KEEPINTVL", PG_LIVENESS["keepalives_interval"]),
+        ("TCP_KEEPCNT", PG_LIVENESS["keepalives_count"]),
+        ("TCP_USER_TIMEOUT", PG_LIVENESS["tcp_user_timeout"]),
+    ]
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in options:
+            if hasattr(socket, name):  # Linux names; other systems keep their defaults
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), int(value))
+    except OSError:
+        pass  # a Unix socket has no TCP options
 
 
 def _bound(query: Query) -> tuple[str, tuple[Any, ...] | None]:

@@ -7,7 +7,8 @@ own floor with flat memory (perf-notes); psycopg is lighter for one-row answers 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import adbc_driver_manager
@@ -17,12 +18,14 @@ import psycopg
 import pyarrow as pa
 
 from rivet.config.model import SourceConfig, SourceType
+from rivet.sources import liveness, pg_parallel
 from rivet.sources.conform import conform_pg_batch, rechunk
 from rivet.sources.failures import pg_error
 from rivet.sources.pg_types import PgColumn, PgTypeInfo, arrow_type, catalog_oids_needed, quote_ident
 from rivet.sources.query import Query, postgres_literal
 from rivet.sources.sqltext import subquery
-from rivet.sources.urls import POSTGRES_SCHEMES, parse_url, with_pg_liveness
+from rivet.sources.tls import check_ca_file, pg_tls_params, warn_if_plaintext
+from rivet.sources.urls import POSTGRES_SCHEMES, parse_url, pg_url
 
 # ADBC cuts batches by bytes, not rows: aim a batch at `batch_size` rows of a typical width, clamped,
 # so batch_size stays the memory knob (one in-flight batch) whatever the table's row count.
@@ -49,14 +52,22 @@ class PostgresSource:
         self._url = parse_url(cfg.url.reveal(), POSTGRES_SCHEMES, "postgres")
         self._timeout_s = cfg.tuning.statement_timeout_s
         self._lock = threading.Lock()  # psycopg connections are not for concurrent use
+        check_ca_file(cfg.tls)
+        # One libpq URI for both drivers: keepalives, TCP_USER_TIMEOUT, then source.tls (sslmode, sslrootcert).
+        self._conninfo = pg_url(self._url, pg_tls_params(self._url, cfg.tls))
         try:
-            self._conn = psycopg.connect(
-                with_pg_liveness(self._url.raw), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
+            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
             for statement in self.session_sql():
                 self._conn.execute(statement)
         except psycopg.Error as exc:
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
+        info = self._conn.info
+        warn_if_plaintext("postgres", info.host, bool(self._conn.pgconn.ssl_in_use))
+        # libpq has no read timeout: the guard closes a connection that stays silent (sources/liveness.py).
+        fd = self._conn.fileno()
+        liveness.metadata(fd)
+        watch = liveness.watch(self._url.host, self._url.port, cfg.tuning.read_timeout, liveness.peer_of(fd))
+        weakref.finalize(self, liveness.unwatch, watch)
 
     def session_sql(self) -> list[str]:
         """Every session (metadata and bulk) runs in UTC, so timestamps and any value the server converts
@@ -93,15 +104,25 @@ class PostgresSource:
                 raise pg_error(exc, self._url, self._timeout_s, "query") from None
         return row[0] if row else None
 
-    def stream(self, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+    def stream(
+        self,
+        query: Query,
+        schema: pa.Schema,
+        batch_size: int,
+        snapshot: str | None = None,
+        on_joined: Callable[[], None] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
         """Batches of exactly `schema`, at most `batch_size` rows each, never empty.
 
-        ADBC reads through COPY, which takes no parameters: values are rendered by `postgres_literal`."""
+        ADBC reads through COPY, which takes no parameters: values are rendered by `postgres_literal`.
+        `snapshot`: read in a transaction on that exported snapshot (`pg_parallel`), then `on_joined()`."""
         sql, markers = with_ndims_markers(query.inline(postgres_literal), schema)
         conn = self._connect_bulk()
         cur = conn.cursor()
         try:
             try:
+                if snapshot is not None:
+                    pg_parallel.join_snapshot(conn, snapshot, on_joined)
                 cur.adbc_statement.set_options(
                     **{
                         adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(
@@ -132,7 +153,7 @@ class PostgresSource:
 
     def _connect_bulk(self) -> Any:
         try:
-            conn = adbc_pg.connect(with_pg_liveness(self._url.raw), autocommit=True)
+            conn = adbc_pg.connect(self._conninfo, autocommit=True)
         except (adbc_driver_manager.Error, OSError) as exc:
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from rivet.errors import SourceError
 from rivet.redact import password_pieces, secret_values
@@ -39,6 +39,11 @@ class DbUrl:
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The URL's query parameters (the last one wins, as in libpq). Never printed: they may hold secrets."""
+        return dict(parse_qsl(urlsplit(self.raw).query, keep_blank_values=True))
 
 
 # Never quote the URL, nor any part of it, in these: a malformed URL is malformed because the parser
@@ -125,11 +130,50 @@ PG_LIVENESS = {
 }
 
 
+# The same for ConnectorX's MySQL reader (the Rust mysql crate's URL parameters; it has no read timeout,
+# see `rivet.sources.liveness`). prefer_socket=false: on a loopback host the crate would otherwise switch to
+# the server's Unix socket, around any proxy, TLS and the liveness guard.
+MYSQL_CX_LIVENESS = {
+    "tcp_connect_timeout_ms": "10000",
+    "tcp_keepalive_time_ms": "30000",
+    "tcp_keepalive_probe_interval_secs": "10",
+    "tcp_keepalive_probe_count": "6",
+    "tcp_user_timeout_ms": "120000",
+    "prefer_socket": "false",
+}
+
+
+def with_params(
+    url: str, defaults: dict[str, str], forced: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> str:
+    """`url` with `defaults` added where the URL does not set them, `forced` set whatever the URL says
+    (callers check conflicts first), and the keys in `drop` removed. Everything else, the user info, host
+    and the URL's own parameters included, is kept byte for byte."""
+    forced = forced or {}
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and _key(p) not in forced and _key(p) not in drop]
+    given = {_key(p) for p in kept}
+    added = [(k, v) for k, v in defaults.items() if k not in given and k not in forced] + list(forced.items())
+    # %20 for spaces: libpq decodes %XX in URIs but not `+`
+    query = "&".join(kept + [f"{quote(k, safe='')}={quote(v, safe='/')}" for k, v in added])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _key(piece: str) -> str:
+    return unquote(piece.split("=", 1)[0])
+
+
 def with_pg_liveness(url: str) -> str:
     """`url` with PG_LIVENESS added as query parameters; any the URL already sets are kept as given."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    given = {key for key, _ in query}
-    query += [(key, value) for key, value in PG_LIVENESS.items() if key not in given]
-    # %20 for spaces: libpq decodes %XX in URIs but not `+`
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+    return with_params(url, PG_LIVENESS)
+
+
+def pg_url(url: DbUrl, tls_params: dict[str, str]) -> str:
+    """The libpq URI for both PostgreSQL connections (psycopg and ADBC): liveness settings, then TLS."""
+    return with_params(url.raw, PG_LIVENESS, tls_params)
+
+
+def cx_mysql_url(url: DbUrl, tls_params: dict[str, str], drop: tuple[str, ...] = ()) -> str:
+    """ConnectorX's URL: scheme mysql:// (it knows no mariadb://), liveness settings, then TLS (`drop`: the
+    URL's own TLS keys, replaced by the effective ones)."""
+    return with_params("mysql" + url.raw[len(url.scheme) :], MYSQL_CX_LIVENESS, tls_params, drop)

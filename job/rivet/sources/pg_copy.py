@@ -1,0 +1,251 @@
+"""PostgreSQL CSV passthrough: the server writes the part's CSV, byte for byte what `formats/writer.py`
+would write from the same rows, and `COPY (...) TO STDOUT (FORMAT csv)` bytes go to the part unchanged.
+
+No Arrow array, no Python object per value: the client only moves rows (psycopg hands over one row per
+COPY message; blocks of about a megabyte go to the sink). The server formats each value as the CSV
+writer does, which for most types is its own text output under fixed session settings (DateStyle ISO,
+TimeZone UTC, extra_float_digits 1, bytea_output hex, client_encoding UTF8), and for the rest a
+per-column expression in the SELECT list:
+
+| Arrow type | expression | quoted |
+|---|---|---|
+| integers | the column | no |
+| Boolean | `col::text` (true/false) | no |
+| Float32/64 | the server's shortest text where both notations agree (1e-4 <= abs < 1e10 for float8), else rewritten to Arrow's notation (`nan`, `inf`, `1e-7`, `1.234e+10`); from 2^54 (float4: 2^25) up, the Arrow path | no |
+| Decimal(p, s) | the column (numeric output of a numeric(p,s) value has exactly s digits); NaN is refused | s > 6 |
+| Date32 | the column, years 1..9999 | no |
+| Time64(us) | `to_char(col, 'HH24:MI:SS.US')` | yes |
+| Timestamp(us[, UTC]) | `to_char(col, 'YYYY-MM-DD"T"HH24:MI:SS.US[Z]')`, years 1..9999 | yes |
+| Utf8, JSON, UUID, Binary | the column | yes |
+
+A value outside what the expression formats exactly (a BC or five-digit-year date, `24:00:00`, a NaN
+numeric, an infinity) makes the statement fail with a marker the engine recognises
+(`PassthroughUnsupported`): it aborts the part and exports it again through the Arrow path, which formats
+or refuses the value as it always has. Lists and any other type never take this path (`csv_copy_sql`
+returns None). The header is the engine's to write (the CSV writer's own header bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+
+from rivet.sources.failures import pg_error
+from rivet.sources.pg_types import quote_ident
+from rivet.sources.query import Query, postgres_literal
+from rivet.sources.sqltext import subquery
+
+# Arrow's CSV writer prints a decimal in plain notation only up to this scale (writer.py); above it the
+# value is written as quoted text. Both spell the same digits.
+MAX_NATIVE_DECIMAL_SCALE = 6
+BLOCK_BYTES = 1 << 20  # rows are handed to the sink in blocks of about this size
+FALLBACK_MARKER = "rivet-csv-passthrough-fallback"
+CONNECT_TIMEOUT_S = 10
+
+# Settings under which the server's text output is the CSV writer's (see the table above). Set per
+# transaction (SET LOCAL) by readers sharing a snapshot, per session otherwise.
+CSV_SETTINGS = (
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("TimeZone", "UTC"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),
+)
+
+
+class PassthroughUnsupported(Exception):
+    """A value the server-side formatting cannot write exactly: export the part through Arrow instead."""
+
+
+@dataclass(frozen=True)
+class CsvCopy:
+    """The COPY statement text for a query (without its outer `COPY (`...`)`) and its FORCE_QUOTE list."""
+
+    select: str
+    force_quote: tuple[str, ...]
+
+    def statement(self) -> str:
+        quote = f", FORCE_QUOTE ({', '.join(self.force_quote)})" if self.force_quote else ""
+        return f"COPY ({self.select}) TO STDOUT (FORMAT csv{quote})"
+
+
+def _fail(why: str, col: str) -> str:
+    """An expression that raises (only when evaluated, never at plan time: it depends on the row) with the
+    fallback marker in the message."""
+    return f"('{FALLBACK_MARKER}: {why} ' || {col}::text)::int"
+
+
+def _float_text(col: str, single: bool) -> str:
+    """Arrow's float text from the server's shortest text.
+
+    Arrow writes the shortest round-trip digits in plain notation when the decimal exponent e is in
+    -6..9, else as `d.ddde+N`/`d.ddde-N` (no exponent padding); `nan`, `inf`, `-inf`, `-0`. PostgreSQL
+    (extra_float_digits > 0) writes the same digits in plain notation for e in -4..14 (float8) or -4..5
+    (float4), else with an exponent of at least two digits. Comparing the value with a power of ten is
+    exact for the decimal exponent of its shortest text (that text lies in the value's rounding
+    interval, which holds no other double's power of ten).
+
+    The digits differ only where a shorter decimal lies exactly on the rounding interval's edge: Arrow
+    takes it (round-half-even reads it back), PostgreSQL's Ryu does not. An edge is an odd multiple of
+    half the value's spacing, short in decimal only for integers of more than 54 (float8) or 25 (float4)
+    bits: values from 2^54 (2^25) up take the Arrow path."""
+    t = "float4" if single else "float8"
+    text = f"{col}::text"
+    plain = f"({text}::numeric)::text"  # 1.234e-05 -> 0.00001234; 1.2345e+07 -> 12345000
+    digits = f"rtrim(replace(ltrim({text}, '-'), '.', ''), '0')"
+    int_len = f"length(split_part(ltrim({text}, '-'), '.', 1))"
+    sci = (  # 12345678901.5 -> 1.23456789015e+10 (float8, 1e10 <= |x| < 1e15, printed plain by PostgreSQL)
+        f"CASE WHEN {col} < 0 THEN '-' ELSE '' END || left({digits}, 1) || "
+        f"CASE WHEN length({digits}) > 1 THEN '.' || substr({digits}, 2) ELSE '' END || "
+        f"'e+' || ({int_len} - 1)::text"
+    )
+    fail = f"{_fail('float', col)}::text"
+    agree = "1e6" if single else "1e10"  # both plain: 1e-4 <= |x| < this
+    ranges = (
+        [f"WHEN abs({col}) < '33554432'::{t} THEN {plain} "]  # 1e6..2^25: PostgreSQL exponent, Arrow plain
+        if single
+        else [f"WHEN abs({col}) < '1e15'::{t} THEN {sci} ", f"WHEN abs({col}) < '18014398509481984'::{t} THEN {text} "]
+    )
+    return (
+        f"CASE WHEN (abs({col}) >= '1e-4'::{t} AND abs({col}) < '{agree}'::{t}) OR {col} = 0 THEN {text} "
+        f"WHEN {col} = 'NaN'::{t} THEN 'nan' "
+        f"WHEN {col} = 'Infinity'::{t} THEN 'inf' "
+        f"WHEN {col} = '-Infinity'::{t} THEN '-inf' "
+        f"WHEN abs({col}) < '1e-6'::{t} THEN regexp_replace({text}, 'e-0', 'e-') "
+        f"WHEN abs({col}) < '1e-4'::{t} THEN {plain} " + "".join(ranges) + f"ELSE {fail} END"
+    )
+
+
+def column_expression(col: str, t: pa.DataType) -> tuple[str, bool] | None:
+    """(expression, quoted) writing column `col` of Arrow type `t` exactly as the CSV writer; None when
+    no expression can (lists, and any type not listed in the module's table)."""
+    if isinstance(t, pa.BaseExtensionType):
+        if t.extension_name in ("arrow.uuid", "arrow.json"):
+            return col, True
+        return None
+    if pa.types.is_integer(t):
+        return col, False
+    if pa.types.is_boolean(t):
+        return f"{col}::text", False
+    if pa.types.is_float32(t) or pa.types.is_float64(t):
+        return _float_text(col, pa.types.is_float32(t)), False
+    if pa.types.is_decimal(t):
+        expr = f"CASE WHEN {col} = 'NaN'::numeric THEN {_fail('NaN', col)} ELSE {col} END"
+        return expr, t.scale > MAX_NATIVE_DECIMAL_SCALE
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        return col, True
+    if pa.types.is_date32(t):
+        return (
+            f"CASE WHEN {col} < '0001-01-01'::date OR {col} > '9999-12-31'::date THEN {_fail('date', col)}::text::date ELSE {col} END",
+            False,
+        )
+    if t == pa.time64("us"):
+        return (
+            f"CASE WHEN {col} = '24:00:00'::time THEN {_fail('time', col)}::text ELSE to_char({col}, 'HH24:MI:SS.US') END",
+            True,
+        )
+    if pa.types.is_timestamp(t) and t.unit == "us" and t.tz in (None, "UTC"):
+        sql_type, fmt = (
+            ("timestamptz", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') if t.tz else ("timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        )
+        out_of_range = f"{col} < '0001-01-01 00:00:00+00'::{sql_type} OR {col} >= '10000-01-01 00:00:00+00'::{sql_type}"
+        return f"CASE WHEN {out_of_range} THEN {_fail('timestamp', col)}::text ELSE to_char({col}, '{fmt}') END", True
+    return None
+
+
+def csv_copy_sql(sql: str, schema: pa.Schema, where: str | None = None) -> CsvCopy | None:
+    """The passthrough COPY for `sql` (already inlined) of `schema`, or None when a column cannot take it.
+
+    `where` is an extra predicate on the derived table (a reader's ctid range)."""
+    if len(set(schema.names)) != len(schema.names) or not len(schema):
+        return None  # rivet_s."name" would be ambiguous
+    exprs, quoted = [], []
+    for i, field in enumerate(schema):
+        got = column_expression(f"rivet_s.{quote_ident(field.name)}", field.type)
+        if got is None:
+            return None
+        expr, quote = got
+        alias = f"c{i + 1}"
+        exprs.append(f"{expr} AS {alias}")
+        if quote:
+            quoted.append(alias)
+    select = f"SELECT {', '.join(exprs)} FROM ({subquery(sql)}) AS rivet_s"
+    if where:
+        select += f" WHERE {where}"
+    return CsvCopy(select, tuple(quoted))
+
+
+def passthrough_sql(query: Query, schema: pa.Schema) -> CsvCopy | None:
+    return csv_copy_sql(query.inline(postgres_literal), schema)
+
+
+def is_fallback(exc: BaseException) -> bool:
+    return FALLBACK_MARKER in str(exc)
+
+
+def settings_sql(local: bool) -> list[str]:
+    scope = "LOCAL " if local else ""
+    return [f"SET {scope}{name} = '{value}'" for name, value in CSV_SETTINGS]
+
+
+def copy_blocks(conn: psycopg.Connection[Any], copy: CsvCopy, source: Any) -> Iterator[tuple[bytes, int]]:
+    """(block of whole CSV rows, rows in it) from `copy` on `conn`, about BLOCK_BYTES each.
+
+    Driver errors become SourceError (pg_error), except the fallback marker: PassthroughUnsupported."""
+    rows = 0
+    try:
+        with conn.cursor() as cur, cur.copy(copy.statement()) as stream:
+            parts: list[Any] = []
+            size = 0
+            for row in stream:  # one COPY message: one row
+                parts.append(row)
+                size += len(row)
+                if size >= BLOCK_BYTES:
+                    rows += len(parts)
+                    yield b"".join(parts), len(parts)
+                    parts, size = [], 0
+            if parts:
+                rows += len(parts)
+                yield b"".join(parts), len(parts)
+            if cur.rowcount not in (-1, rows):
+                raise psycopg.DataError(f"COPY reported {cur.rowcount} rows, {rows} arrived")
+    except psycopg.Error as exc:
+        if is_fallback(exc):
+            raise PassthroughUnsupported(str(exc).splitlines()[0]) from None
+        raise pg_error(exc, source._url, source._timeout_s, "read") from None
+
+
+def connect(source: Any, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A psycopg session like the source's own (same libpq URI: TLS, keepalives), in the source's
+    session settings."""
+    try:
+        conn = psycopg.connect(source._conninfo, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+    except psycopg.Error as exc:
+        raise pg_error(exc, source._url, source._timeout_s, "connect") from None
+    return conn
+
+
+def stream_csv(source: Any, query: Query, schema: pa.Schema) -> Iterator[tuple[bytes, int]] | None:
+    """The rows of `query` as CSV blocks formatted by the server, or None when the schema cannot pass."""
+    copy = passthrough_sql(query, schema)
+    if copy is None:
+        return None
+    return _stream(source, copy)
+
+
+def _stream(source: Any, copy: CsvCopy) -> Iterator[tuple[bytes, int]]:
+    conn = connect(source)
+    try:
+        try:
+            for statement in [*source.session_sql(), *settings_sql(local=False)]:
+                conn.execute(statement)
+        except psycopg.Error as exc:
+            raise pg_error(exc, source._url, source._timeout_s, "connect") from None
+        yield from copy_blocks(conn, copy, source)
+    finally:
+        conn.close()
