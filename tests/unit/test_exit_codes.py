@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from rivet import cli
+from rivet.cli import verbs
 from rivet.engine import signals
 from rivet.errors import (
     EXIT_INTEGRITY,
@@ -169,10 +170,10 @@ def test_the_verdict_codes() -> None:
     passed = {"verification": {"passed": True, "legacy_run": False}}
     legacy = {"verification": {"passed": False, "legacy_run": True}}
     failed = {"verification": {"passed": False, "legacy_run": False}}
-    assert cli._validate_code({"exports": [passed, legacy], "errors": []}) == EXIT_OK
-    assert cli._validate_code({"exports": [passed, failed], "errors": []}) == EXIT_INTEGRITY
-    assert cli._reconcile_code({"mismatch": 0, "unknown": 2}) == EXIT_OK
-    assert cli._reconcile_code({"mismatch": 1}) == EXIT_INTEGRITY
+    assert verbs._validate_code({"exports": [passed, legacy], "errors": []}) == EXIT_OK
+    assert verbs._validate_code({"exports": [passed, failed], "errors": []}) == EXIT_INTEGRITY
+    assert verbs._reconcile_code({"mismatch": 0, "unknown": 2}) == EXIT_OK
+    assert verbs._reconcile_code({"mismatch": 1}) == EXIT_INTEGRITY
 
 
 # --- run over several exports: the most urgent outcome ------------------------------------------------------
