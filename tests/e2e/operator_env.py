@@ -71,6 +71,7 @@ class Operator:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    module: str = "rivet_operator.runtime.handlers"
 
     def start(self) -> None:
         env = {
@@ -79,7 +80,7 @@ class Operator:
             "RIVET_IMAGE": self.cluster.image,
             "RIVET_IMAGE_PULL_POLICY": self.cluster.pull_policy,
             "RIVET_NAMESPACES": self.namespace,
-            "RIVET_TICK_SECONDS": "1",
+            "RIVET_RETRY_BASE_SECONDS": "2",
             **self.extra_env,
         }
         out = self.log.open("ab")
@@ -93,7 +94,7 @@ class Operator:
                 "--namespace",
                 self.namespace,
                 "-m",
-                "rivet_operator.handlers",
+                self.module,
                 "--log-format=json",
             ],
             stdout=out,

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Cluster, Helm
-from tests.e2e.operator_env import status
+from tests.e2e.operator_env import status, wait_phase
 from tests.e2e.test_operator import bucket_objects, ids_from, s3_export, secrets_for, seed_pg
 from tests.fixtures.databases import DbServer
 from tests.fixtures.objectstores import S3Server, unique_name
@@ -82,12 +82,12 @@ def test_chart_installs_operator_that_exports_in_restricted_namespace(
     )  # fmt: skip
     repository, _, tag = cluster.image.rpartition(":")
     # no hostAliases: the test bed has no cluster DNS, and the operator logs in through
-    # KUBERNETES_SERVICE_HOST/PORT (rivet_operator.login), as it must on any such cluster
+    # KUBERNETES_SERVICE_HOST/PORT (rivet_operator.runtime.login), as it must on any such cluster
     values = {
         "image": {"repository": repository, "tag": tag, "pullPolicy": cluster.pull_policy},
         "watchNamespaces": [ns],
         "crds": {"enabled": False},
-        "tickSeconds": 1,
+        "workers": 2,
         "metrics": {"enabled": True, "port": METRICS_PORT},
         "jobDefaults": {"labels": {"rivet.test/chart": "yes"}, "activeDeadlineSeconds": 600},
     }
@@ -171,6 +171,21 @@ def test_chart_installs_operator_that_exports_in_restricted_namespace(
         for bad in ("Not enough permissions", "Forbidden", "forbidden"):
             assert bad not in logs, f"{bad!r} in the operator log:\n{logs[-5000:]}"
         assert pod_pg.password not in logs and pod_s3.secret_key not in logs
+
+        # the chart's default job policy: a template that mounts a host path is refused, naming the field
+        host = s3_export("hostpath", table, pod_s3, bucket, "hostpath/")
+        host["spec"]["jobTemplate"] = {
+            "volumes": [{"name": "host", "hostPath": {"path": "/var/lib"}}],
+            "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+        }
+        cluster.apply(host, ns)
+        refused = wait_phase(cluster, ns, "rivetexport", "hostpath", ("Failed", "Succeeded"), timeout=120)
+        stalled = next(c for c in refused["conditions"] if c["type"] == "Stalled")
+        assert (
+            refused["phase"] == "Failed" and stalled["status"] == "True" and stalled["reason"] == "JobTemplateRefused"
+        )
+        assert stalled["message"].startswith("spec.jobTemplate.volumes[0].hostPath:"), stalled["message"]
+        assert not cluster.get_json("jobs", "-l", "rivet.dev/export=hostpath", namespace=ns)["items"]
 
         # no finalizer on our resource: it can outlive the operator
         obj = cluster.get_json("rivetexport", "orders", namespace=ns)

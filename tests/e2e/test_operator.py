@@ -197,10 +197,16 @@ def test_chunk_pod_killed_mid_write_is_retried(
     bucket = unique_name()
     pod_s3.client().create_bucket(Bucket=bucket)
     secrets_for(cluster, ns, pod_pg.url, pod_s3)
-    # a slow query (2 ms per row, ~6 s per chunk) so the pod is surely mid-export when it is killed
+    # a slow read (4 ms per row, ~12 s per chunk) so the pod is surely mid-export when it is killed: a
+    # function per row, since a LATERAL pg_sleep that names no column may run once per query, not per row;
+    # only the chunk Jobs' COPY crawls, the plan Job's bounds query does not
+    pod_pg.execute(
+        "CREATE OR REPLACE FUNCTION public.podkill_slow(k bigint) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$"
+        " BEGIN IF current_query() ILIKE '%copy%' THEN PERFORM pg_sleep(0.004); END IF; RETURN true; END $$"
+    )
     slow = s3_export("podkill", "unused", pod_s3, bucket, "p/", parallelism=2, chunkSize=3000)
     del slow["spec"]["table"]
-    slow["spec"]["query"] = "SELECT t.* FROM public.podkill_e2e t, LATERAL (SELECT pg_sleep(0.002)) s"
+    slow["spec"]["query"] = "SELECT t.* FROM public.podkill_e2e t WHERE public.podkill_slow(t.id)"
     cluster.apply(slow, ns)
 
     def running_chunk_pod() -> str | None:
@@ -296,6 +302,17 @@ def test_bad_specs_are_rejected_or_stall_naming_the_field(
     bad["spec"]["query"] = "SELECT 1"
     rejected = cluster.kubectl("apply", "-f", "-", namespace=ns, input=json.dumps(bad), check=False)
     assert rejected.returncode != 0 and "exactly one of table or query" in rejected.stderr
+    # one spelling per concept: an Azure container is `container`, `bucket` belongs to S3 and GCS
+    azure = s3_export("az", "public.x", pod_s3, "b", "p/")
+    azure["spec"]["destination"] = {
+        "type": "azure",
+        "accountName": "a",
+        "container": "c",
+        "bucket": "c",
+        "accountKeyEnv": "K",
+    }
+    rejected = cluster.kubectl("apply", "-f", "-", namespace=ns, input=json.dumps(azure), check=False)
+    assert rejected.returncode != 0 and "bucket applies to destination type s3 or gcs only" in rejected.stderr
     # a placeholder typo passes the schema but not the engine's loader: Stalled, naming the field
     typo = s3_export("typo", "public.x", pod_s3, "b", "x/{exprot}/")
     cluster.apply(typo, ns)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rivet_operator.conditions import for_phase
+from rivet_operator.api.status import for_phase
 
 LUA = Path(__file__).resolve().parents[2] / "docs" / "argocd-health.lua"
 

@@ -91,7 +91,9 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set-json", 'tolerations=[{"key":"ops","operator":"Exists"}]',
         "--set-json", 'affinity={"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/arch","operator":"In","values":["amd64"]}]}]}}}',
         "--set", "priorityClassName=system-cluster-critical",
-        "--set", "metrics.enabled=true", "--set", "logLevel=verbose", "--set", "tickSeconds=5",
+        "--set", "metrics.enabled=true", "--set", "logLevel=verbose", "--set", "workers=2",
+        "--set", "grafanaDashboard.enabled=true", "--set", "jobActiveDeadlineSeconds=3600",
+        "--set-json", 'jobPolicy={"allowedVolumeTypes":["emptyDir","hostPath"],"allowedServiceAccounts":["rivet-exporter"],"allowPrivileged":false}',
         "--set-json", 'extraEnv=[{"name":"TZ","value":"UTC"}]',
         "--set-json", 'hostAliases=[{"ip":"10.96.0.1","hostnames":["kubernetes.default.svc"]}]',
     ],
@@ -159,6 +161,9 @@ def test_helm_lint_strict(helm: str, values: str) -> None:
         (["--set", "unknownKey=1"], "unknownKey"),
         (["--set", "metrics.podMonitor.enabled=true"], "metrics.enabled"),
         (["--set", "serviceAccount.create=false"], "serviceAccount.name"),
+        (["--set", "grafanaDashboard.enabled=true"], "metrics.enabled"),
+        (["--set", "jobActiveDeadlineSeconds=-1"], "jobActiveDeadlineSeconds"),
+        (["--set-json", 'jobPolicy={"allowHostPath":true}'], "allowHostPath"),
     ],
 )
 def test_bad_values_are_rejected(helm: str, args: list[str], message: str) -> None:
@@ -321,7 +326,7 @@ def test_deployment_runs_kopf_standalone_once(rendered: dict[str, list[dict[str,
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
     c = container(docs)
     assert c["command"] == ["kopf"]
-    assert c["args"][:4] == ["run", "-m", "rivet_operator.handlers", "--standalone"]
+    assert c["args"][:4] == ["run", "-m", "rivet_operator.runtime.handlers", "--standalone"]
     assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
     assert "--all-namespaces" in c["args"] and not [a for a in c["args"] if a.startswith("--namespace")]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
@@ -333,7 +338,13 @@ def test_deployment_runs_kopf_standalone_once(rendered: dict[str, list[dict[str,
     assert env["RIVET_NAMESPACES"] == ""
     assert json.loads(env["RIVET_JOB_DEFAULTS"]) == {}
     assert "RIVET_METRICS_PORT" not in env
-    assert env["RIVET_TICK_SECONDS"] == "2"
+    assert env["RIVET_WORKERS"] == "4"
+    assert env["RIVET_JOB_ACTIVE_DEADLINE_SECONDS"] == "21600"
+    assert json.loads(env["RIVET_JOB_POLICY"]) == {
+        "allowedVolumeTypes": ["configMap", "secret", "emptyDir", "projected", "downwardAPI", "persistentVolumeClaim"],
+        "allowedServiceAccounts": [],
+        "allowPrivileged": False,
+    }
     # kopf's identity from the pod name: no passwd lookup for the image's nameless uid 65532
     (pod_id,) = [e for e in c["env"] if e["name"] == "POD_ID"]
     assert pod_id["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
@@ -398,7 +409,8 @@ def test_values_reach_the_pod(rendered: dict[str, list[dict[str, Any]]]) -> None
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
         "serviceAccountName": "rivet-exporter",
     }
-    assert env["RIVET_TICK_SECONDS"] == "5" and env["TZ"] == "UTC"
+    assert env["RIVET_WORKERS"] == "2" and env["TZ"] == "UTC" and env["RIVET_JOB_ACTIVE_DEADLINE_SECONDS"] == "3600"
+    assert json.loads(env["RIVET_JOB_POLICY"])["allowedServiceAccounts"] == ["rivet-exporter"]
     assert "--verbose" in c["args"]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
@@ -533,3 +545,51 @@ def test_values_schema_covers_every_value() -> None:
 
     walk(values, schema, "")
     assert schema["properties"]["image"]["properties"]["pullPolicy"]["enum"] == ["Always", "IfNotPresent", "Never"]
+
+
+# ------------------------------------------------------------------------------------ Grafana dashboard
+
+DASHBOARD = CHART / "files" / "grafana-dashboard.json"
+
+
+def exported_metric_names() -> set[str]:
+    """Every series name the operator's registry exposes (counters with _total, histograms with their parts)."""
+    from prometheus_client import REGISTRY
+
+    import rivet_operator.runtime.metrics  # noqa: F401 - registers the operator's metrics
+
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names.update(family.name + suffix for suffix in ("", "_total", "_bucket", "_sum", "_count"))
+    return names
+
+
+def test_every_dashboard_query_names_a_metric_the_operator_exports() -> None:
+    import re
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    exported = exported_metric_names()
+    words = {"sum", "by", "rate", "increase", "histogram_quantile", "max", "le", "phase", "kind", "namespace",
+             "export", "outcome", "step", "verb", "result"}  # fmt: skip
+    for expr in exprs:
+        stripped = re.sub(r'\{[^}]*\}|"[^"]*"|\[[^\]]*\]', " ", expr)
+        metrics = {w for w in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", stripped) if w not in words}
+        assert metrics, expr
+        for name in metrics:
+            assert name.startswith("rivet_") and name in exported, f"{name} in {expr!r} is not exported"
+    covered = " ".join(exprs)
+    for needed in ("rivet_objects", "rivet_chunks_committed_total", "rivet_rows_written_total",
+                   "rivet_bytes_written_total", "rivet_retries_total", "rivet_export_run_duration_seconds_bucket"):  # fmt: skip
+        assert needed in covered
+
+
+def test_dashboard_configmap_is_opt_in_and_labelled_for_the_grafana_sidecar(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for values in ("default", "namespaced", "metrics", "no-crds"):
+        assert not [d for d in by_kind(rendered[values], "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    (cm,) = [d for d in by_kind(rendered["everything"], "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["rivet-operator.json"]) == json.loads(DASHBOARD.read_text())

@@ -205,7 +205,7 @@ def test_tuning_values_must_be_integers(value: str) -> None:
 
 
 def test_operator_rendering_keeps_zero_tuning_values() -> None:
-    from rivet_operator.spec import check_spec, render_config
+    from rivet_operator.api.spec import check_spec, render_config
 
     spec = {
         "source": {
@@ -224,7 +224,7 @@ def test_operator_rendering_keeps_zero_tuning_values() -> None:
 
 
 def test_crd_tuning_bounds_accept_zero_where_zero_means_something() -> None:
-    from rivet_operator.crds import export_spec
+    from rivet_operator.api.crds import export_spec
 
     spec = export_spec()["properties"]
     tuning_props = spec["source"]["properties"]["tuning"]["properties"]
@@ -232,3 +232,68 @@ def test_crd_tuning_bounds_accept_zero_where_zero_means_something() -> None:
     assert tuning_props["maxRetries"]["minimum"] == 0
     assert tuning_props["batchSize"]["minimum"] == 1
     assert spec["maxChunkRetries"]["minimum"] == 0
+
+
+# --- source.tls and read_timeout_s ----------------------------------------------------------------
+
+
+def tls(lines: str, engine: str = "postgres") -> object:
+    text = BASE.replace("  url_env: DB_URL\n", "  url_env: DB_URL\n  tls:\n" + textwrap.indent(lines, "    "))
+    if engine == "mysql":
+        text = text.replace("type: postgres", "type: mysql")
+        return load(text, {"DB_URL": "mysql://u:hunter2@127.0.0.1:3306/db"}).source.tls  # type: ignore[attr-defined]
+    return load(text).source.tls  # type: ignore[attr-defined]
+
+
+def tls_error(lines: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        tls(lines)
+    return str(info.value)
+
+
+def test_tls_is_absent_by_default_so_the_urls_own_settings_apply() -> None:
+    t = load(BASE).source.tls  # type: ignore[attr-defined]
+    assert t.mode is None and t.ca_file is None
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_tls_modes_parse(engine: str) -> None:
+    from rivet.config.model import TlsMode
+
+    assert tls("mode: require\n", engine).mode is TlsMode.REQUIRE  # type: ignore[attr-defined]
+    assert tls("mode: disable\n", engine).mode is TlsMode.DISABLE  # type: ignore[attr-defined]
+    full = tls("mode: verify-full\nca_file: /etc/rivet/ca/ca.crt\n", engine)
+    assert (full.mode, full.ca_file) == (TlsMode.VERIFY_FULL, "/etc/rivet/ca/ca.crt")  # type: ignore[attr-defined]
+
+
+def test_a_verifying_mode_needs_a_ca_file() -> None:
+    msg = tls_error("mode: verify-ca\n")
+    assert msg.startswith("source.tls.ca_file: is required for mode verify-ca"), msg
+    assert "ca-certificates.crt" in msg
+
+
+@pytest.mark.parametrize("mode", ["require", "disable"])
+def test_a_ca_file_without_a_verifying_mode_is_refused(mode: str) -> None:
+    msg = tls_error(f"mode: {mode}\nca_file: /ca.pem\n")
+    assert msg.startswith("source.tls.ca_file: only applies to mode verify-ca or verify-full"), msg
+
+
+def test_tls_mode_typos_and_unknown_keys_are_named() -> None:
+    assert "did you mean `verify-full`" in tls_error("mode: verify_full\nca_file: /ca.pem\n")
+    assert tls_error("mode: require\nca: /ca.pem\n").startswith("source.tls.ca: unknown key")
+    assert tls_error("ca_file: /ca.pem\n").startswith("source.tls.mode: is required")
+
+
+def test_read_timeout_defaults_above_the_statement_timeout() -> None:
+    t = load(BASE).source.tuning  # type: ignore[attr-defined]
+    assert t.read_timeout_s is None and t.read_timeout == 360  # statement_timeout_s 300 + a minute
+    assert tuning("statement_timeout_s: 60\n").read_timeout == 300  # type: ignore[attr-defined]
+    assert tuning("statement_timeout_s: 3600\n").read_timeout == 3660  # type: ignore[attr-defined]
+    assert tuning("statement_timeout_s: 0\n").read_timeout == 300  # type: ignore[attr-defined]
+
+
+def test_read_timeout_as_configured_and_zero_means_never() -> None:
+    assert tuning("read_timeout_s: 5\n").read_timeout == 5  # type: ignore[attr-defined]
+    assert tuning("read_timeout_s: 0\n").read_timeout == 0  # type: ignore[attr-defined]
+    msg = error(TUNED.replace("{tuning}", "    read_timeout_s: -1\n"))
+    assert msg.startswith("source.tuning.read_timeout_s: must be at least 0, got -1"), msg

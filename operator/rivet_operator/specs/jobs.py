@@ -1,70 +1,22 @@
-"""Pure builders: custom resource spec + run facts -> Kubernetes manifests (dicts), testable without a cluster.
+"""Jobs (pure): the plan, chunk, finalize and validate Jobs, and the `rivet` arguments each one runs.
 
-Job pods default to the `restricted` Pod Security profile; `spec.jobTemplate` can add resources,
-nodeSelector, tolerations, serviceAccountName, labels, annotations, volumes and volumeMounts.
+Job pods default to the `restricted` Pod Security profile; `spec.jobTemplate` (checked first by
+api/policy.py) and the chart's jobDefaults can add resources, nodeSelector, tolerations, affinity,
+serviceAccountName, imagePullSecrets, priorityClassName, labels, annotations, volumes and volumeMounts.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from rivet_operator import names
-from rivet_operator.spec import CONFIG_DIR, CONFIG_FILE, SOURCE_URL_ENV
+from rivet_operator.api.spec import CONFIG_DIR, CONFIG_FILE, SOURCE_URL_ENV
+from rivet_operator.specs.configmaps import metadata
+from rivet_operator.specs.names import Owner
 
 TERMINATION_LOG = "/dev/termination-log"
 LEDGER_DIR = "/var/run/rivet/ledger"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The custom resource that owns (and garbage-collects) what we create."""
-
-    api_version: str
-    kind: str
-    name: str
-    uid: str
-    namespace: str
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": False,
-        }
-
-
-def metadata(
-    owner: Owner, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": labels,
-        "ownerReferences": [owner.reference()],
-    }
-    if annotations:
-        meta["annotations"] = annotations
-    return meta
-
-
-def config_map(owner: Owner, name: str, labels: dict[str, str], rivet_yaml: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(owner, name, labels),
-        "data": {"rivet.yaml": rivet_yaml},
-    }
-
-
-def ledger_shard(owner: Owner, name: str, labels: dict[str, str], records: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(owner, name, labels), "data": records}
-
-
 POD_SECURITY = {
     "runAsNonRoot": True,
     "runAsUser": 65532,
@@ -78,6 +30,17 @@ CONTAINER_SECURITY = {
     "capabilities": {"drop": ["ALL"]},
     "runAsNonRoot": True,
 }
+POD_KEYS = ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets", "priorityClassName")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the chart decides for every Job: image, pull policy, defaults, default deadline."""
+
+    image: str = "rivet:dev"
+    pull_policy: str = "IfNotPresent"
+    defaults: dict[str, Any] = field(default_factory=dict)
+    active_deadline_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,18 +53,12 @@ class JobSpec:
     config_map: str
     ledger_shards: tuple[str, ...] = ()
     source_secret: dict[str, str] | None = None  # {"name":..., "key":...}; None for validate Jobs
+    empty_ledger: bool = False  # finalize of a run with no chunks still gets an (empty) ledger directory
 
 
-def job(
-    owner: Owner,
-    js: JobSpec,
-    spec: dict[str, Any],
-    image: str,
-    pull_policy: str = "IfNotPresent",
-    defaults: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A run-once Job (backoffLimit 0: the operator retries with its own backoff and permanent/transient rules)."""
-    template = {**(defaults or {}), **(spec.get("jobTemplate") or {})}
+def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    """A run-once Job (backoffLimit 0: the operator retries with its own backoff and permanent/retryable rules)."""
+    template = {**rt.defaults, **(spec.get("jobTemplate") or {})}
     env: list[dict[str, Any]] = [{"name": "RIVET_LOG_FORMAT", "value": "json"}]
     if js.source_secret:
         env.append({"name": SOURCE_URL_ENV, "valueFrom": {"secretKeyRef": dict(js.source_secret)}})
@@ -118,15 +75,15 @@ def job(
         sources = [{"configMap": {"name": shard}} for shard in js.ledger_shards]
         volumes.append({"name": "ledger", "projected": {"sources": sources}})
         mounts.append({"name": "ledger", "mountPath": LEDGER_DIR, "readOnly": True})
-    elif LEDGER_DIR in js.args:  # an empty run (no chunks) still gets an (empty) ledger directory
+    elif js.empty_ledger:
         volumes.append({"name": "ledger", "emptyDir": {}})
         mounts.append({"name": "ledger", "mountPath": LEDGER_DIR, "readOnly": True})
     volumes.extend(copy.deepcopy(template.get("volumes") or []))
     mounts.extend(copy.deepcopy(template.get("volumeMounts") or []))
     container: dict[str, Any] = {
         "name": "rivet",
-        "image": image,
-        "imagePullPolicy": pull_policy,
+        "image": rt.image,
+        "imagePullPolicy": rt.pull_policy,
         "command": ["rivet"],
         "args": [*js.args, "-c", CONFIG_FILE, "--termination-log", TERMINATION_LOG],
         "env": env,
@@ -145,23 +102,16 @@ def job(
         "securityContext": {**POD_SECURITY, **(template.get("securityContext") or {})},
         "automountServiceAccountToken": False,
     }
-    for key in (
-        "nodeSelector",
-        "tolerations",
-        "affinity",
-        "serviceAccountName",
-        "imagePullSecrets",
-        "priorityClassName",
-    ):
+    for key in POD_KEYS:
         if template.get(key):
             pod_spec[key] = copy.deepcopy(template[key])
-    pod_labels = {**(template.get("labels") or {}), **js.labels}
-    pod_meta: dict[str, Any] = {"labels": pod_labels}
+    pod_meta: dict[str, Any] = {"labels": {**(template.get("labels") or {}), **js.labels}}
     if template.get("annotations"):
         pod_meta["annotations"] = dict(template["annotations"])
     job_spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": pod_meta, "spec": pod_spec}}
-    if template.get("activeDeadlineSeconds"):
-        job_spec["activeDeadlineSeconds"] = template["activeDeadlineSeconds"]
+    deadline = template.get("activeDeadlineSeconds") or rt.active_deadline_s
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = int(deadline)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(owner, js.name, js.labels), "spec": job_spec}
 
 
@@ -173,13 +123,32 @@ def plan_args(export: str, run_id: str, run_date: str, force: bool) -> list[str]
     return ["plan", *common_args(export, run_id, run_date), "--check-destination", *(["--force"] if force else [])]
 
 
-def chunk_args(export: str, run_id: str, run_date: str, chunk: int, plan_document: str) -> list[str]:
+def cursor_args(cursor: str | None) -> list[str]:
+    return ["--cursor", cursor] if cursor else []
+
+
+def chunk_args(export: str, run_id: str, run_date: str, chunk: int, plan: str, cursor: str | None = None) -> list[str]:
     """The chunk Job gets the plan as the plan Job printed it, and computes its own range from it."""
-    return ["chunk", *common_args(export, run_id, run_date), "--chunk", str(chunk), "--plan", plan_document]
+    return [
+        "chunk",
+        *common_args(export, run_id, run_date),
+        "--chunk",
+        str(chunk),
+        "--plan",
+        plan,
+        *cursor_args(cursor),
+    ]
 
 
 def finalize_args(
-    export: str, run_id: str, run_date: str, started_at: str, chunks: int, plan_json: str, force: bool
+    export: str,
+    run_id: str,
+    run_date: str,
+    started_at: str,
+    chunks: int,
+    plan: str,
+    force: bool,
+    cursor: str | None = None,
 ) -> list[str]:
     return [
         "finalize",
@@ -191,8 +160,9 @@ def finalize_args(
         "--expect-chunks",
         str(chunks),
         "--plan",
-        plan_json,
+        plan,
         *(["--force"] if force else []),
+        *cursor_args(cursor),
     ]
 
 
@@ -205,31 +175,3 @@ def validate_args(export: str, date: str | None, run_id: str | None, prefix: str
     if prefix:
         args += ["--prefix", prefix]
     return args
-
-
-def event(
-    owner: Owner, reason: str, message: str, type_: str, now: str, component: str = "rivet-operator"
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
-        "involvedObject": {
-            "apiVersion": owner.api_version,
-            "kind": owner.kind,
-            "name": owner.name,
-            "uid": owner.uid,
-            "namespace": owner.namespace,
-        },
-        "reason": reason,
-        "message": message[:1024],
-        "type": type_,
-        "source": {"component": component},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-        "reportingComponent": component,
-    }
-
-
-__all__ = ["LEDGER_DIR", "JobSpec", "Owner", "config_map", "event", "job", "ledger_shard", "names"]

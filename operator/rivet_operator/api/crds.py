@@ -1,7 +1,9 @@
-"""The two CRDs as data (pure). `python -m rivet_operator.crds` writes crds/*.yaml; a test keeps them in sync.
+"""The two CRDs as data (pure), built from the field table. `python -m rivet_operator.api.crds crds/` writes
+crds/*.yaml; a unit test keeps them in sync.
 
-Admission catches what it can: enums, defaults, bounds and CEL rules (exactly one of table/query, key and
-SAS exclusive, chunk settings only with chunked mode, run-defining fields immutable while a run is active).
+Admission catches what it can: enums (the engine's), defaults, bounds and CEL rules (exactly one of
+table/query, destination keys only for the types the engine accepts them for, chunk settings only with
+chunked mode, run-defining fields immutable while a run is active).
 """
 
 from __future__ import annotations
@@ -13,14 +15,25 @@ from typing import Any
 import yaml
 
 from rivet_operator import GROUP, VERSION
-from rivet_operator.spec import EXPORT_KEYS
+from rivet_operator.api.fields import (
+    EXPORT_FIELDS,
+    NAME,
+    OPERATOR_DESTINATIONS,
+    SOURCE_TYPES,
+    TEXT,
+    TUNING_FIELDS,
+    destination_property,
+    destination_types_by_key,
+    run_defining_fields,
+)
 
-S = {"type": "string", "maxLength": 1024}
-NAME = {"type": "string", "maxLength": 253}
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 ANY_OBJ = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 ANY_LIST = {"type": "array", "maxItems": 64, "items": ANY_OBJ}
+ANY_JSON = {"x-kubernetes-preserve-unknown-fields": True, "nullable": True}
+OPT_INT = {"type": "integer", "nullable": True}
+OPT_STR = {"type": "string", "nullable": True}
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -31,50 +44,41 @@ def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any)
 
 
 def destination() -> dict[str, Any]:
-    env_name = {"type": "string", "maxLength": 253, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
-    return _obj(
+    by_key = destination_types_by_key()
+    props: dict[str, Any] = {"type": {"type": "string", "enum": list(OPERATOR_DESTINATIONS)}}
+    props.update({key: destination_property(key) for key in by_key})
+    rules: list[dict[str, Any]] = []
+    for key, types in by_key.items():
+        if len(types) < len(OPERATOR_DESTINATIONS):
+            allowed = ", ".join(f"'{t}'" for t in types)
+            rules.append(
+                {
+                    "rule": f"!has(self.{key}) || self.type in [{allowed}]",
+                    "message": f"{key} applies to destination type {' or '.join(types)} only",
+                    "fieldPath": f".{key}",
+                }
+            )
+    rules += [
         {
-            "type": {"type": "string", "enum": ["local", "s3", "gcs", "azure"]},
-            "path": S,
-            "bucket": NAME,
-            "prefix": S,
-            "region": NAME,
-            "endpoint": S,
-            "accessKeyEnv": env_name,
-            "secretKeyEnv": env_name,
-            "sessionTokenEnv": env_name,
-            "awsProfile": NAME,
-            "credentialsFile": S,
-            "accountName": NAME,
-            "container": NAME,
-            "accountKeyEnv": env_name,
-            "sasTokenEnv": env_name,
-            "allowAnonymous": BOOL,
+            "rule": "!(has(self.accountKeyEnv) && has(self.sasTokenEnv))",
+            "message": "accountKeyEnv and sasTokenEnv are mutually exclusive: keep one",
+            "fieldPath": ".sasTokenEnv",
         },
-        ["type"],
-        **{
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!(has(self.accountKeyEnv) && has(self.sasTokenEnv))",
-                    "message": "accountKeyEnv and sasTokenEnv are mutually exclusive: keep one",
-                    "fieldPath": ".sasTokenEnv",
-                },
-                {"rule": "self.type != 'local' || has(self.path)", "message": "local destinations need path"},
-                {
-                    "rule": "!(self.type in ['s3', 'gcs']) || has(self.bucket)",
-                    "message": "s3 and gcs destinations need bucket",
-                },
-                {
-                    "rule": "self.type != 'azure' || (has(self.accountName) && has(self.container))",
-                    "message": "azure destinations need accountName and container",
-                },
-                {
-                    "rule": "has(self.accessKeyEnv) == has(self.secretKeyEnv)",
-                    "message": "accessKeyEnv and secretKeyEnv go together",
-                },
-            ]
+        {"rule": "self.type != 'local' || has(self.path)", "message": "local destinations need path"},
+        {
+            "rule": "!(self.type in ['s3', 'gcs']) || has(self.bucket)",
+            "message": "s3 and gcs destinations need bucket",
         },
-    )
+        {
+            "rule": "self.type != 'azure' || (has(self.accountName) && has(self.container))",
+            "message": "azure destinations need accountName and container",
+        },
+        {
+            "rule": "has(self.accessKeyEnv) == has(self.secretKeyEnv)",
+            "message": "accessKeyEnv and secretKeyEnv go together",
+        },
+    ]
+    return _obj(props, ["type"], **{"x-kubernetes-validations": rules})
 
 
 def job_template() -> dict[str, Any]:
@@ -93,7 +97,12 @@ def job_template() -> dict[str, Any]:
             "containerSecurityContext": ANY_OBJ,
             "volumes": ANY_LIST,
             "volumeMounts": ANY_LIST,
-            "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+            "activeDeadlineSeconds": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "seconds a Job may run before it is failed (and retried); default: the chart's "
+                "jobActiveDeadlineSeconds",
+            },
         }
     )
 
@@ -119,14 +128,11 @@ def conditions() -> dict[str, Any]:
     }
 
 
-# what a run is defined by: the rendered export fields (except `verify`, which only affects checks)
-IMMUTABLE = ["source", *(k for k in EXPORT_KEYS if k != "verify"), "destination", "date", "exportName"]
-
-
 def immutable_while_running() -> dict[str, Any]:
     same = " && ".join(
         f"(has(self.spec.{f}) == has(oldSelf.spec.{f})) && (!has(self.spec.{f}) || self.spec.{f} == oldSelf.spec.{f})"
-        for f in IMMUTABLE
+        for f in run_defining_fields()
+        if f != "cursor"  # untyped JSON: CEL cannot compare it (and a run copies it when it starts)
     )
     return {
         "rule": "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Pending', "
@@ -136,79 +142,61 @@ def immutable_while_running() -> dict[str, Any]:
     }
 
 
-def export_spec() -> dict[str, Any]:
+def source() -> dict[str, Any]:
     return _obj(
         {
-            "source": _obj(
-                {
-                    "type": {"type": "string", "enum": ["postgres", "mysql"]},
-                    "urlFrom": _obj(
-                        {"secretKeyRef": _obj({"name": NAME, "key": NAME}, ["name", "key"])}, ["secretKeyRef"]
-                    ),
-                    "urlEnv": NAME,
-                    "tuning": _obj(
-                        {
-                            "batchSize": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 10_000_000,
-                                "description": "rows per batch read from the source (default 50000)",
-                            },
-                            "statementTimeoutS": {
-                                "type": "integer",
-                                "minimum": 0,
-                                "description": "seconds before a source statement is cancelled; 0 = no timeout"
-                                " (default 300)",
-                            },
-                            "maxRetries": {
-                                "type": "integer",
-                                "minimum": 0,
-                                "maximum": 20,
-                                "description": "retries of a transient failure inside `rivet run`; 0 = one attempt"
-                                " (default 3). Operator Jobs are retried per maxChunkRetries instead",
-                            },
-                        }
-                    ),
-                },
-                ["type"],
-                **{
-                    "x-kubernetes-validations": [
-                        {
-                            "rule": "has(self.urlFrom) != has(self.urlEnv)",
-                            "message": "set exactly one of urlFrom or urlEnv",
-                        }
-                    ]
-                },
-            ),
-            "exportName": {"type": "string", "maxLength": 63, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
-            "table": NAME,
-            "query": {"type": "string", "maxLength": 65536},
-            "mode": {"type": "string", "enum": ["full", "incremental", "chunked", "time_window"], "default": "full"},
-            "chunkColumn": NAME,
-            "chunkSize": {"type": "integer", "minimum": 1},
-            "chunkCount": {"type": "integer", "minimum": 1, "maximum": 100000},
+            "type": {"type": "string", "enum": list(SOURCE_TYPES)},
+            "urlFrom": _obj({"secretKeyRef": _obj({"name": NAME, "key": NAME}, ["name", "key"])}, ["secretKeyRef"]),
+            "urlEnv": NAME,
+            "tuning": _obj({f.name: f.openapi() for f in TUNING_FIELDS}),
+        },
+        ["type"],
+        **{
+            "x-kubernetes-validations": [
+                {"rule": "has(self.urlFrom) != has(self.urlEnv)", "message": "set exactly one of urlFrom or urlEnv"}
+            ]
+        },
+    )
+
+
+def export_spec() -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "source": source(),
+        "exportName": {"type": "string", "maxLength": 63, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+    }
+    props.update({f.name: f.openapi() for f in EXPORT_FIELDS})
+    props.update(
+        {
             "parallelism": {"type": "integer", "minimum": 1, "maximum": 256, "default": 1},
-            "cursorColumn": NAME,
-            "timeColumn": NAME,
-            "daysWindow": {"type": "integer", "minimum": 1},
-            "format": {"type": "string", "enum": ["parquet", "csv"], "default": "parquet"},
-            "compression": {"type": "string", "enum": ["zstd", "snappy", "gzip", "lz4", "none"]},
-            "verify": {"type": "string", "enum": ["size", "content"]},
             "destination": destination(),
             "envFrom": ANY_LIST,
             "env": ANY_LIST,
             "jobTemplate": job_template(),
-            "force": {"type": "boolean", "default": False},
-            "suspend": {"type": "boolean", "default": False},
+            "force": {
+                "type": "boolean",
+                "default": False,
+                "description": "replace a certified prefix (withdraws _SUCCESS first)",
+            },
+            "suspend": {"type": "boolean", "default": False, "description": "start no new Jobs"},
             "date": {"type": "string", "format": "date"},
+            "cursor": {
+                **ANY_JSON,
+                "description": "incremental mode: the cursor value the first run starts at (typed JSON: plain"
+                " JSON or {$type, value}), e.g. from a RivetSchedule; later runs of this object start at"
+                " status.cursor",
+            },
             "maxChunkRetries": {
                 "type": "integer",
                 "minimum": 0,
                 "maximum": 20,
                 "default": 3,
-                "description": "new Jobs for a transiently failed chunk or step; 0 = one Job, no retry",
+                "description": "new Jobs for a transiently failed chunk or step, with exponential backoff"
+                " (10 s doubling, at most 5 min); 0 = one Job, no retry",
             },
-        },
+        }
+    )
+    return _obj(
+        props,
         ["source", "destination"],
         **{
             "x-kubernetes-validations": [
@@ -226,8 +214,16 @@ def export_spec() -> dict[str, Any]:
                     "message": "set chunkSize or chunkCount, not both",
                 },
                 {
+                    "rule": "self.mode == 'incremental' || !has(self.cursorColumn)",
+                    "message": "cursorColumn only applies to mode incremental",
+                },
+                {
                     "rule": "self.mode != 'incremental' || has(self.cursorColumn)",
                     "message": "mode incremental needs cursorColumn",
+                },
+                {
+                    "rule": "self.mode == 'time_window' || (!has(self.timeColumn) && !has(self.daysWindow))",
+                    "message": "timeColumn and daysWindow only apply to mode time_window",
                 },
                 {
                     "rule": "self.mode != 'time_window' || (has(self.timeColumn) && has(self.daysWindow))",
@@ -242,33 +238,44 @@ def export_spec() -> dict[str, Any]:
     )
 
 
+def retries() -> dict[str, Any]:
+    entry = _obj({"attempts": INT, "notBefore": OPT_STR, "lastError": {"type": "string", "maxLength": 512}})
+    return {
+        "type": "object",
+        "nullable": True,
+        "maxProperties": 300,
+        "additionalProperties": entry,
+        "description": "failed attempts of the steps still to succeed: plan, finalize or a chunk index",
+    }
+
+
 def export_status() -> dict[str, Any]:
-    opt_int = {"type": "integer", "nullable": True}
-    opt_str = {"type": "string", "nullable": True}
     return _obj(
         {
             "observedGeneration": {"type": "integer", "default": -1},
             "phase": {"type": "string", "enum": ["Pending", "Running", "Succeeded", "Failed", "Suspended"]},
-            "message": opt_str,
-            "reason": opt_str,
-            "stage": opt_str,
-            "runId": opt_str,
-            "runDate": opt_str,
-            "runGeneration": opt_int,
-            "startedAt": opt_str,
-            "completedAt": opt_str,
-            "resolvedPrefix": opt_str,
+            "message": OPT_STR,
+            "reason": OPT_STR,
+            "stage": OPT_STR,
+            "runId": OPT_STR,
+            "runDate": OPT_STR,
+            "runGeneration": OPT_INT,
+            "runFingerprint": {**OPT_STR, "description": "fingerprint of the run-defining spec of the last run"},
+            "rerun": {**OPT_STR, "description": "the last rivet.dev/rerun annotation value honoured"},
+            "startedAt": OPT_STR,
+            "completedAt": OPT_STR,
+            "resolvedPrefix": OPT_STR,
             "plan": {
                 **_obj(
                     {
-                        "lo": opt_int,
-                        "hi": opt_int,
-                        "chunkSize": opt_int,
-                        "chunkCount": opt_int,
-                        "rowEstimate": opt_int,
-                        "fingerprint": opt_str,
-                        "schemaFingerprint": opt_str,
-                        "document": {**opt_str, "maxLength": 16384},
+                        "lo": ANY_JSON,
+                        "hi": ANY_JSON,
+                        "chunkSize": OPT_INT,
+                        "chunkCount": OPT_INT,
+                        "rowEstimate": OPT_INT,
+                        "fingerprint": OPT_STR,
+                        "schemaFingerprint": OPT_STR,
+                        "document": {**OPT_STR, "maxLength": 16384},
                     }
                 ),
                 "nullable": True,
@@ -280,15 +287,25 @@ def export_status() -> dict[str, Any]:
                     "running": INT,
                     "failed": INT,
                     "committedRanges": {"type": "string", "maxLength": 2048},
-                    "progress": S,
+                    "progress": TEXT,
                 }
             ),
-            "rowsWritten": opt_int,
-            "bytesWritten": opt_int,
-            "manifest": {**_obj({"fingerprint": opt_str, "partCount": opt_int, "rowCount": opt_int}), "nullable": True},
-            "success": opt_str,
-            "retries": {"type": "object", "nullable": True, "additionalProperties": {"type": "integer"}},
-            "attempts": {"type": "object", "nullable": True, "additionalProperties": {"type": "integer"}},
+            "rowsWritten": OPT_INT,
+            "bytesWritten": OPT_INT,
+            "manifest": {**_obj({"fingerprint": OPT_STR, "partCount": OPT_INT, "rowCount": OPT_INT}), "nullable": True},
+            "success": OPT_STR,
+            "cursor": {
+                **_obj(
+                    {
+                        "column": OPT_STR,
+                        "value": {**ANY_JSON, "description": "typed JSON: plain JSON or {$type, value}"},
+                        "runId": OPT_STR,
+                    }
+                ),
+                "nullable": True,
+                "description": "incremental mode: the last certified cursor value; the next run starts at it",
+            },
+            "retries": retries(),
             "conditions": conditions(),
         }
     )
@@ -302,8 +319,8 @@ def validation_spec() -> dict[str, Any]:
             "destination": destination(),
             "date": {"type": "string", "format": "date"},
             "runId": NAME,
-            "prefix": S,
-            "verify": {"type": "string", "enum": ["size", "content"]},
+            "prefix": TEXT,
+            "verify": next(f for f in EXPORT_FIELDS if f.name == "verify").openapi(),
             "interval": {"type": "integer", "minimum": 30, "description": "seconds between re-validations"},
             "envFrom": ANY_LIST,
             "env": ANY_LIST,
@@ -322,27 +339,28 @@ def validation_spec() -> dict[str, Any]:
 
 
 def validation_status() -> dict[str, Any]:
-    opt_str = {"type": "string", "nullable": True}
     return _obj(
         {
             "observedGeneration": {"type": "integer", "default": -1},
             "phase": {"type": "string", "enum": ["Pending", "Running", "Succeeded", "Failed"]},
-            "message": opt_str,
-            "stage": opt_str,
-            "runId": opt_str,
-            "runGeneration": INT,
-            "startedAt": opt_str,
-            "completedAt": opt_str,
+            "message": OPT_STR,
+            "reason": OPT_STR,
+            "stage": OPT_STR,
+            "runId": OPT_STR,
+            "runGeneration": OPT_INT,
+            "rerun": OPT_STR,
+            "startedAt": OPT_STR,
+            "completedAt": OPT_STR,
             "passed": BOOL,
             "legacyRun": BOOL,
-            "resolvedPrefix": opt_str,
+            "resolvedPrefix": OPT_STR,
             "manifestFound": BOOL,
             "partsVerified": INT,
             "partsMd5Verified": INT,
             "partsFailed": INT,
             "successMarkerConsistent": BOOL,
             "failureCount": INT,
-            "error": opt_str,
+            "error": OPT_STR,
             "failures": {
                 "type": "array",
                 "maxItems": 10,
@@ -403,28 +421,39 @@ def crd(
     }
 
 
-READY: dict[str, Any] = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
-AGE: dict[str, Any] = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
-MESSAGE: dict[str, Any] = {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1}
+def _col(name: str, path: str, type_: str = "string", priority: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path}
+    if priority:
+        out["priority"] = priority
+    return out
+
+
+READY = _col("Ready", '.status.conditions[?(@.type=="Ready")].status')
+AGE = _col("Age", ".metadata.creationTimestamp", "date")
+REASON = _col("Reason", ".status.reason", priority=1)
+MESSAGE = _col("Message", ".status.message", priority=1)
 
 
 def all_crds() -> dict[str, dict[str, Any]]:
-    export_cols: list[dict[str, Any]] = [
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    export_cols = [
+        _col("Phase", ".status.phase"),
         READY,
-        {"name": "Chunks", "type": "string", "jsonPath": ".status.chunks.progress"},
-        {"name": "Rows", "type": "integer", "jsonPath": ".status.rowsWritten"},
+        _col("Chunks", ".status.chunks.progress"),
+        _col("Rows", ".status.rowsWritten", "integer"),
         AGE,
-        {"name": "Prefix", "type": "string", "jsonPath": ".status.resolvedPrefix", "priority": 1},
+        _col("Run", ".status.runId", priority=1),
+        REASON,
+        _col("Prefix", ".status.resolvedPrefix", priority=1),
         MESSAGE,
     ]
-    validation_cols: list[dict[str, Any]] = [
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    validation_cols = [
+        _col("Phase", ".status.phase"),
         READY,
-        {"name": "Passed", "type": "boolean", "jsonPath": ".status.passed"},
-        {"name": "Parts", "type": "integer", "jsonPath": ".status.partsVerified"},
+        _col("Passed", ".status.passed", "boolean"),
+        _col("Parts", ".status.partsVerified", "integer"),
         AGE,
-        {"name": "Prefix", "type": "string", "jsonPath": ".status.resolvedPrefix", "priority": 1},
+        _col("Checked", ".status.completedAt", "date", priority=1),
+        _col("Prefix", ".status.resolvedPrefix", priority=1),
         MESSAGE,
     ]
     return {
@@ -445,7 +474,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
 
 def render(doc: dict[str, Any]) -> str:
     return (
-        "# Generated by `python -m rivet_operator.crds crds/`: edit operator/rivet_operator/crds.py\n"
+        "# Generated by `python -m rivet_operator.api.crds crds/`: edit operator/rivet_operator/api/\n"
         + yaml.safe_dump(doc, sort_keys=False, width=120)
     )
 

@@ -1,0 +1,1 @@
+"""Reconciliation: pure decide functions (observed state -> actions) and the thin shell that applies them."""

@@ -1,0 +1,176 @@
+"""The thin shell around the pure decide functions: observe one object (a constant number of API calls,
+whatever else exists in the cluster), decide, apply the actions in order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rivet_operator import GROUP, VERSION
+from rivet_operator.controller.model import (
+    ConfigMapView,
+    Create,
+    Decision,
+    Delete,
+    Emit,
+    Observed,
+    PatchStatus,
+    PodView,
+    Settings,
+    WriteLedger,
+)
+from rivet_operator.controller.outcomes import pod_active, pod_job_name, view
+from rivet_operator.runtime import metrics
+from rivet_operator.runtime.client import ApiError, Kube
+from rivet_operator.specs import names
+from rivet_operator.specs.events import event
+from rivet_operator.specs.names import Owner
+
+log = logging.getLogger("rivet_operator.apply")
+
+
+class Conflict(Exception):
+    """An object holds one of our deterministic names but is not ours (its owner reference differs)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind the controller serves: its plural, kind, pure decide function and event filter."""
+
+    plural: str
+    kind: str
+    decide: Callable[[Observed, Settings], Decision]
+    needs_visit: Callable[[dict[str, Any]], bool]
+    references_export: bool = False  # RivetValidation: read the RivetExport named by spec.exportRef
+    # what a kind observes when it is not its Jobs, pods and ConfigMaps (a schedule observes its exports)
+    observe: Callable[[Kube, Kind, str, str, dt.datetime], Awaitable[Observed | None]] | None = None
+
+
+async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.datetime) -> Observed | None:
+    body = await kube.get_custom(kind.plural, namespace, name)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    meta = body["metadata"]
+    owner = Owner(f"{GROUP}/{VERSION}", kind.kind, meta["name"], meta["uid"], namespace)
+    selector = names.owned_selector(owner)
+    jobs = await kube.list_jobs(namespace, selector)
+    pods = await kube.list_pods(namespace, selector)
+    cms = await kube.list_configmaps(namespace, selector)
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        by_job.setdefault(pod_job_name(pod), []).append(pod)
+    export = None
+    ref = ((body.get("spec") or {}).get("exportRef") or {}).get("name")
+    if kind.references_export and ref:
+        export = await kube.get_custom("rivetexports", namespace, ref)
+    return Observed(
+        owner=owner,
+        generation=int(meta.get("generation") or 1),
+        spec=dict(body.get("spec") or {}),
+        status=dict(body.get("status") or {}),
+        now=now,
+        annotations=dict(meta.get("annotations") or {}),
+        jobs=tuple(view(j, by_job.get(j["metadata"]["name"], [])) for j in jobs),
+        pods=tuple(
+            PodView(p["metadata"]["name"], ((p["metadata"].get("labels") or {}).get(names.L_RUN, "")), pod_active(p))
+            for p in pods
+        ),
+        configmaps=tuple(
+            ConfigMapView(
+                cm["metadata"]["name"],
+                (cm["metadata"].get("labels") or {}).get(names.L_RUN, ""),
+                (cm["metadata"].get("labels") or {}).get(names.L_COMPONENT, ""),
+                dict(cm.get("data") or {}),
+            )
+            for cm in cms
+        ),
+        export=export,
+    )
+
+
+def ours(obj: dict[str, Any] | None, owner: Owner) -> bool:
+    refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == owner.uid for r in refs)
+
+
+async def create(kube: Kube, owner: Owner, body: dict[str, Any]) -> bool:
+    """Create; True if created, False if it already existed *and is ours* (a repeated decision)."""
+    try:
+        await kube.create(owner.namespace, body)
+        return True
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    existing = await kube.get(body["kind"], owner.namespace, body["metadata"]["name"])
+    if existing is not None and not ours(existing, owner):
+        raise Conflict(
+            f"{body['kind']} {owner.namespace}/{body['metadata']['name']} exists and is not owned by "
+            f"{owner.kind} {owner.name} (uid {owner.uid})"
+        )
+    return False
+
+
+async def apply(kube: Kube, kind: Kind, obs: Observed, decision: Decision) -> dict[str, Any]:
+    """Apply the actions in order; return the status after them (for metrics and the event filter)."""
+    owner = obs.owner
+    status = dict(obs.status)
+    for action in decision.ordered():
+        if isinstance(action, Create):
+            await create(kube, owner, action.body)
+        elif isinstance(action, WriteLedger):
+            if not await create(kube, owner, action.body):
+                await kube.patch_configmap(
+                    owner.namespace, action.body["metadata"]["name"], {"data": action.body["data"]}
+                )
+            metrics.CHUNKS_COMMITTED_TOTAL.labels(owner.namespace).inc()
+            metrics.ROWS_TOTAL.labels(owner.namespace).inc(action.rows)
+            metrics.BYTES_TOTAL.labels(owner.namespace).inc(action.size_bytes)
+        elif isinstance(action, Delete):
+            await kube.delete(action.plural, owner.namespace, action.name)
+        elif isinstance(action, PatchStatus):
+            new = await kube.patch_status(kind.plural, owner.namespace, owner.name, action.patch)
+            status = dict(new.get("status") or {})
+            status["__resourceVersion"] = (new.get("metadata") or {}).get("resourceVersion")
+            _observe_finish(kind, obs, action.patch)
+        elif isinstance(action, Emit):
+            await _emit(kube, kind, obs, action)
+    return status
+
+
+async def _emit(kube: Kube, kind: Kind, obs: Observed, action: Emit) -> None:
+    owner = obs.owner
+    body = event(owner, action.reason, action.message, "Warning" if action.warning else "Normal", obs.now_s)
+    try:
+        await kube.create(owner.namespace, body)
+    except Exception as exc:  # an Event is best effort; status carries the same message
+        log.warning("event_failed reason=%s error=%s", action.reason, exc)
+    metrics.EVENTS.labels(kind.plural, action.reason).inc()
+    if action.reason in ("ChunkRetry", "Retrying"):
+        step = "chunk" if action.reason == "ChunkRetry" else action.message.split(" ", 1)[0]
+        metrics.RETRIES.labels(owner.namespace, step).inc()
+    log.info(
+        "transition kind=%s name=%s/%s reason=%s message=%s",
+        owner.kind,
+        owner.namespace,
+        owner.name,
+        action.reason,
+        action.message,
+    )
+
+
+def _observe_finish(kind: Kind, obs: Observed, patch: dict[str, Any]) -> None:
+    if kind.kind != "RivetExport" or patch.get("stage") not in ("done", "failed"):
+        return
+    outcome = "succeeded" if patch["stage"] == "done" else "failed"
+    metrics.RUNS.labels(obs.owner.namespace, obs.owner.name, outcome).inc()
+    started = obs.status.get("startedAt") or patch.get("startedAt")
+    try:
+        t0 = dt.datetime.strptime(str(started), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return
+    seconds = (obs.now - t0).total_seconds()
+    metrics.RUN_DURATION.labels(outcome).observe(seconds)
+    metrics.DURATION.labels(obs.owner.namespace, obs.owner.name).set(seconds)

@@ -1,0 +1,1 @@
+"""What runs: kopf wiring, the work queue, the API client, login, metrics and the operator's settings."""
