@@ -96,6 +96,42 @@ def test_chunk_job_is_restricted_owned_labelled_and_secret_free() -> None:
     assert len(job["metadata"]["name"]) <= 63 and "activeDeadlineSeconds" not in job["spec"]
 
 
+@pytest.mark.parametrize(
+    ("ca_from", "volume_source"),
+    [
+        ({"secretKeyRef": {"name": "db-ca", "key": "root.pem"}}, {"secret": {"secretName": "db-ca"}}),
+        ({"configMapKeyRef": {"name": "db-ca", "key": "root.pem"}}, {"configMap": {"name": "db-ca"}}),
+    ],
+)
+def test_source_tls_renders_the_mode_and_mounts_the_ca_into_source_jobs(
+    ca_from: dict[str, Any], volume_source: dict[str, Any]
+) -> None:
+    spec = {**SPEC, "source": {**SPEC["source"], "tls": {"mode": "verify-full", "caFrom": ca_from}}}
+    cfg = check_spec("orders", spec)  # the engine's loader accepts what the operator renders
+    assert cfg.source.tls.mode is not None and cfg.source.tls.mode.value == "verify-full"
+    assert render_config("orders", spec)["source"]["tls"] == {
+        "mode": "verify-full",
+        "ca_file": "/etc/rivet-source-ca/ca.crt",
+    }
+    js = builders.JobSpec("c", {}, ["chunk"], "cm", source_secret={"name": "db", "key": "url"}, source_ca=ca_from)
+    pod = builders.job(OWNER, js, spec, RT)["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "source-ca")
+    kind = next(iter(volume_source))
+    assert {k: v for k, v in volume[kind].items() if k != "items"} == volume_source[kind]
+    assert volume[kind]["items"] == [{"key": "root.pem", "path": "ca.crt"}]
+    mount = {"name": "source-ca", "mountPath": "/etc/rivet-source-ca", "readOnly": True}
+    assert mount in pod["containers"][0]["volumeMounts"]
+    require = {**SPEC, "source": {**SPEC["source"], "tls": {"mode": "require"}}}
+    assert render_config("orders", require)["source"]["tls"] == {"mode": "require"}  # no CA, no ca_file
+
+
+def test_the_crd_ties_the_ca_to_the_verifying_modes() -> None:
+    tls = crds.export_spec()["properties"]["source"]["properties"]["tls"]
+    assert tls["properties"]["mode"]["enum"] == ["disable", "require", "verify-ca", "verify-full"]
+    rules = [r["rule"] for r in tls["x-kubernetes-validations"]]
+    assert any("has(self.caFrom)" in r for r in rules)
+
+
 def test_cursor_reaches_chunk_and_finalize_args_as_typed_json() -> None:
     cursor = '{"$type":"datetime","value":"2026-01-01T00:00:00+00:00"}'
     args = builders.chunk_args("o", "r", "2026-01-01", 1, "{}", cursor)

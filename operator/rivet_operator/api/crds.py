@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from rivet.config.model import TlsMode
 from rivet_operator import GROUP, VERSION
 from rivet_operator.api.fields import (
     EXPORT_FIELDS,
@@ -149,11 +150,42 @@ def source() -> dict[str, Any]:
             "urlFrom": _obj({"secretKeyRef": _obj({"name": NAME, "key": NAME}, ["name", "key"])}, ["secretKeyRef"]),
             "urlEnv": NAME,
             "tuning": _obj({f.name: f.openapi() for f in TUNING_FIELDS}),
+            "tls": tls(),
         },
         ["type"],
         **{
             "x-kubernetes-validations": [
                 {"rule": "has(self.urlFrom) != has(self.urlEnv)", "message": "set exactly one of urlFrom or urlEnv"}
+            ]
+        },
+    )
+
+
+def tls() -> dict[str, Any]:
+    """`source.tls`: the mode, and the CA bundle from a Secret or ConfigMap key, mounted into the Jobs that
+    open the source (the operator never reads it)."""
+    key_ref = _obj({"name": NAME, "key": NAME}, ["name", "key"])
+    ca_from = _obj(
+        {"secretKeyRef": key_ref, "configMapKeyRef": key_ref},
+        None,
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+                    "message": "set exactly one of secretKeyRef or configMapKeyRef",
+                }
+            ]
+        },
+    )
+    return _obj(
+        {"mode": {"type": "string", "enum": [m.value for m in TlsMode]}, "caFrom": ca_from},
+        ["mode"],
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(self.mode == 'verify-ca' || self.mode == 'verify-full') == has(self.caFrom)",
+                    "message": "caFrom is required for verify-ca and verify-full, and only for them",
+                }
             ]
         },
     )

@@ -18,6 +18,8 @@ from rivet.errors import ConfigError
 from rivet_operator.api.fields import EXPORT_FIELDS, TUNING_FIELDS, camel, run_defining_fields, snake
 
 SOURCE_URL_ENV = "RIVET_SOURCE_URL"
+SOURCE_CA_DIR = "/etc/rivet-source-ca"  # spec.source.tls.caFrom, mounted read-only into the Jobs that read the source
+SOURCE_CA_FILE = f"{SOURCE_CA_DIR}/ca.crt"
 CONFIG_DIR = "/etc/rivet"
 CONFIG_FILE = f"{CONFIG_DIR}/rivet.yaml"
 _TUNING_KEYS = {f.name: f.engine_key for f in TUNING_FIELDS}
@@ -43,6 +45,9 @@ def render_config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     tuning = source.get("tuning") or {}
     if tuning:
         src["tuning"] = {_TUNING_KEYS.get(k, snake(k)): v for k, v in tuning.items()}
+    tls = source.get("tls") or {}
+    if tls.get("mode"):
+        src["tls"] = {"mode": tls["mode"], **({"ca_file": SOURCE_CA_FILE} if tls.get("caFrom") else {})}
     exp: dict[str, Any] = {"name": export_name(name, spec)}
     for f in EXPORT_FIELDS:
         if spec.get(f.name) is not None and f.engine_key:

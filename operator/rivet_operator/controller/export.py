@@ -145,6 +145,7 @@ def _job_body(
         args=args,
         config_map=names.config_map(s.obs.owner, run_id),
         source_secret=_secret(s.obs.spec),
+        source_ca=((s.obs.spec.get("source") or {}).get("tls") or {}).get("caFrom"),
         **kw,
     )
     return job_specs.job(s.obs.owner, js, s.obs.spec, s.settings.runtime)

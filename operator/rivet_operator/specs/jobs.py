@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from rivet_operator.api.spec import CONFIG_DIR, CONFIG_FILE, SOURCE_URL_ENV
+from rivet_operator.api.spec import CONFIG_DIR, CONFIG_FILE, SOURCE_CA_DIR, SOURCE_URL_ENV
 from rivet_operator.specs.configmaps import metadata
 from rivet_operator.specs.names import Owner
 
@@ -53,6 +53,7 @@ class JobSpec:
     config_map: str
     ledger_shards: tuple[str, ...] = ()
     source_secret: dict[str, str] | None = None  # {"name":..., "key":...}; None for validate Jobs
+    source_ca: dict[str, Any] | None = None  # spec.source.tls.caFrom; None for validate Jobs
     empty_ledger: bool = False  # finalize of a run with no chunks still gets an (empty) ledger directory
 
 
@@ -78,6 +79,9 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
     elif js.empty_ledger:
         volumes.append({"name": "ledger", "emptyDir": {}})
         mounts.append({"name": "ledger", "mountPath": LEDGER_DIR, "readOnly": True})
+    if js.source_ca:
+        volumes.append(source_ca_volume(js.source_ca))
+        mounts.append({"name": "source-ca", "mountPath": SOURCE_CA_DIR, "readOnly": True})
     volumes.extend(copy.deepcopy(template.get("volumes") or []))
     mounts.extend(copy.deepcopy(template.get("volumeMounts") or []))
     container: dict[str, Any] = {
@@ -175,3 +179,15 @@ def validate_args(export: str, date: str | None, run_id: str | None, prefix: str
     if prefix:
         args += ["--prefix", prefix]
     return args
+
+
+def source_ca_volume(ca_from: dict[str, Any]) -> dict[str, Any]:
+    """The CA bundle of spec.source.tls.caFrom as `ca.crt` (the path the rendered config names)."""
+    if ca_from.get("secretKeyRef"):
+        ref = ca_from["secretKeyRef"]
+        return {
+            "name": "source-ca",
+            "secret": {"secretName": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]},
+        }
+    ref = ca_from["configMapKeyRef"]
+    return {"name": "source-ca", "configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]}}
