@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rivet_operator import GROUP, VERSION
+from rivet_operator.api.crds import crd
 from rivet_operator.schedule.builders import KIND, PLURAL
 from rivet_operator.schedule.spec import (
     CONCURRENCY_POLICIES,
@@ -190,40 +190,5 @@ def printer_columns() -> list[dict[str, Any]]:
 
 
 def schedule_crd() -> dict[str, Any]:
-    schema = _obj(
-        {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": schedule_spec(),
-            "status": {**schedule_status(), "default": {"observedGeneration": -1}},
-        },
-        ["spec"],
-    )
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/name": "rivet"}},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": SHORT_NAMES,
-                "categories": ["rivet"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": schema},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": printer_columns(),
-                }
-            ],
-        },
-    }
+    """The RivetSchedule CRD, wrapped like the project's other kinds (`api.crds.crd`)."""
+    return crd(KIND, PLURAL, list(SHORT_NAMES), schedule_spec(), schedule_status(), printer_columns(), [])

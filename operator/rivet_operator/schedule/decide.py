@@ -81,6 +81,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rivet.contract.prefix import template_tokens
+from rivet_operator.api.status import set_condition
 from rivet_operator.schedule.builders import export_body, run_name
 from rivet_operator.schedule.cron import Cron
 from rivet_operator.schedule.spec import (
@@ -142,23 +143,6 @@ def _strip_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_none(v) for v in value]
     return value
-
-
-def set_condition(
-    conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str, generation: int, now: str
-) -> list[dict[str, Any]]:
-    """metav1.Condition `type_` set; lastTransitionTime moves only when the status flips."""
-    value = "True" if status else "False"
-    old = next((c for c in conditions if c.get("type") == type_), None)
-    new = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message[:1024],
-        "observedGeneration": generation,
-        "lastTransitionTime": old.get("lastTransitionTime", now) if old and old.get("status") == value else now,
-    }
-    return [c for c in conditions if c.get("type") != type_] + [new]
 
 
 def _conditions(
