@@ -9,8 +9,9 @@ CSV passthrough is taken for CSV exports from PostgreSQL whose every column the 
 per-row work here (no cursor column to track). The part starts with the CSV writer's own header bytes;
 size, fingerprints and MD5 come from the same DigestSink as every part's. A value the server-side
 formatting cannot write exactly aborts the part (nothing is committed) and the caller exports it through
-the Arrow path, which formats or refuses that value as it always has. RIVET_CSV_PASSTHROUGH=0 turns the
-path off.
+the Arrow path, which formats or refuses that value as it always has. By default (`auto`) the path is
+taken only for schemas the server formats about as cheaply as its own text (`pg_copy.cheap_on_server`);
+RIVET_CSV_PASSTHROUGH=force takes it whenever it can, =0 never.
 """
 
 from __future__ import annotations
@@ -60,8 +61,12 @@ def tune_memory() -> None:
             ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
 
 
-def enabled() -> bool:
-    return os.environ.get(PASSTHROUGH_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+def passthrough_mode() -> str:
+    """`auto` (default), `force` or `off` (RIVET_CSV_PASSTHROUGH: 0/off/false/no turn it off)."""
+    raw = os.environ.get(PASSTHROUGH_ENV, "auto").strip().lower()
+    if raw in ("0", "false", "no", "off"):
+        return "off"
+    return "force" if raw == "force" else "auto"
 
 
 OVERLAP_PENDING_BYTES = 4 * 1024 * 1024  # bytes handed to an upload thread and not yet taken by it
@@ -161,7 +166,10 @@ def read(source: Source, query: Query, schema: pa.Schema, batch_size: int) -> It
 
 def csv_blocks(source: Source, query: Query, schema: pa.Schema) -> Iterator[tuple[bytes, int]] | None:
     """The part's rows as server-formatted CSV blocks, or None when this path does not apply."""
-    if not enabled() or not isinstance(source, PostgresSource):
+    mode = passthrough_mode()
+    if mode == "off" or not isinstance(source, PostgresSource):
+        return None
+    if mode == "auto" and not pg_copy.cheap_on_server(schema):
         return None
     parallel = pg_parallel.csv_blocks(source, query, schema)
     if parallel is not None:

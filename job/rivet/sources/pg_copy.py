@@ -1,7 +1,7 @@
 """PostgreSQL CSV passthrough: the server writes the part's CSV, byte for byte what `formats/writer.py`
 would write from the same rows, and `COPY (...) TO STDOUT (FORMAT csv)` bytes go to the part unchanged.
 
-No Arrow array, no Python object per value: the client only moves rows (psycopg hands over one row per
+No Arrow array, no Python object per value: the client only moves rows (libpq hands over one row per
 COPY message; blocks of about a megabyte go to the sink). The server formats each value as the CSV
 writer does, which for most types is its own text output under fixed session settings (DateStyle ISO,
 TimeZone UTC, extra_float_digits 1, bytea_output hex, client_encoding UTF8), and for the rest a
@@ -23,16 +23,23 @@ numeric, an infinity) makes the statement fail with a marker the engine recognis
 (`PassthroughUnsupported`): it aborts the part and exports it again through the Arrow path, which formats
 or refuses the value as it always has. Lists and any other type never take this path (`csv_copy_sql`
 returns None). The header is the engine's to write (the CSV writer's own header bytes).
+
+Where it pays: the server is the floor's bottleneck, and its own text output costs it about what this
+does, except `to_char` for times and timestamps (`cheap_on_server`). The engine takes this path by
+default only for schemas without them (engine/fastpath.py); with them, binary COPY plus client-side
+formatting is faster on 2 cores.
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pyarrow as pa
+from psycopg import pq
 
 from rivet.sources.failures import pg_error
 from rivet.sources.pg_types import quote_ident
@@ -46,8 +53,7 @@ BLOCK_BYTES = 1 << 20  # rows are handed to the sink in blocks of about this siz
 FALLBACK_MARKER = "rivet-csv-passthrough-fallback"
 CONNECT_TIMEOUT_S = 10
 
-# Settings under which the server's text output is the CSV writer's (see the table above). Set per
-# transaction (SET LOCAL) by readers sharing a snapshot, per session otherwise.
+# Settings under which the server's text output is the CSV writer's (see the table above), per session.
 CSV_SETTINGS = (
     ("DateStyle", "ISO, YMD"),
     ("IntervalStyle", "postgres"),
@@ -180,6 +186,18 @@ def csv_copy_sql(sql: str, schema: pa.Schema, where: str | None = None) -> CsvCo
     return CsvCopy(select, tuple(quoted))
 
 
+def cheap_on_server(schema: pa.Schema) -> bool:
+    """Whether the passthrough costs the server about what its own CSV does. Not with timestamps and
+    times: `to_char` costs the server 1.8 s more per million values than its own output (5M-row bench:
+    the server, already the floor's bottleneck, took 10.8 s instead of 8.6 s), while the Arrow path
+    reads them in binary (cheaper for the server) and formats them on the client (formats/csv_fast.py)."""
+    for field in schema:
+        t = field.type.storage_type if isinstance(field.type, pa.BaseExtensionType) else field.type
+        if pa.types.is_timestamp(t) or pa.types.is_time(t):
+            return False
+    return True
+
+
 def passthrough_sql(query: Query, schema: pa.Schema) -> CsvCopy | None:
     return csv_copy_sql(query.inline(postgres_literal), schema)
 
@@ -196,28 +214,56 @@ def settings_sql(local: bool) -> list[str]:
 def copy_blocks(conn: psycopg.Connection[Any], copy: CsvCopy, source: Any) -> Iterator[tuple[bytes, int]]:
     """(block of whole CSV rows, rows in it) from `copy` on `conn`, about BLOCK_BYTES each.
 
-    Driver errors become SourceError (pg_error), except the fallback marker: PassthroughUnsupported."""
+    Reads libpq directly (one COPY message is one row; psycopg's Copy iterator costs 1.6x the CPU per row),
+    without blocking in libpq: a blocking PQgetCopyData holds the GIL while it waits for the network,
+    stalling the other readers and the upload thread. Driver errors become SourceError (pg_error),
+    except the fallback marker: PassthroughUnsupported. The caller owns `conn` and closes it, also when
+    it stops reading early (closing ends the COPY)."""
+    pg = conn.pgconn
     rows = 0
     try:
-        with conn.cursor() as cur, cur.copy(copy.statement()) as stream:
-            parts: list[Any] = []
-            size = 0
-            for row in stream:  # one COPY message: one row
+        pg.send_query(copy.statement().encode())
+        started = pg.get_result()
+        if started is None or started.status != pq.ExecStatus.COPY_OUT:
+            _raise_result(started, conn)
+        fd, get, consume, wait = pg.socket, pg.get_copy_data, pg.consume_input, select.select
+        parts: list[Any] = []
+        size = 0
+        while True:
+            n, row = get(1)
+            if n > 0:
                 parts.append(row)
-                size += len(row)
+                size += n
                 if size >= BLOCK_BYTES:
                     rows += len(parts)
                     yield b"".join(parts), len(parts)
                     parts, size = [], 0
-            if parts:
-                rows += len(parts)
-                yield b"".join(parts), len(parts)
-            if cur.rowcount not in (-1, rows):
-                raise psycopg.DataError(f"COPY reported {cur.rowcount} rows, {rows} arrived")
+            elif n == 0:
+                wait([fd], [], [])  # releases the GIL
+                consume()
+            else:
+                break
+        if parts:
+            rows += len(parts)
+            yield b"".join(parts), len(parts)
+        done = pg.get_result()
+        while pg.get_result() is not None:
+            pass
+        if done is None or done.status != pq.ExecStatus.COMMAND_OK:
+            _raise_result(done, conn)
+        reported = (done.command_status or b"").split()
+        if len(reported) == 2 and reported[1].isdigit() and int(reported[1]) != rows:
+            raise psycopg.DataError(f"COPY reported {int(reported[1])} rows, {rows} arrived")
     except psycopg.Error as exc:
         if is_fallback(exc):
             raise PassthroughUnsupported(str(exc).splitlines()[0]) from None
         raise pg_error(exc, source._url, source._timeout_s, "read") from None
+
+
+def _raise_result(result: Any, conn: psycopg.Connection[Any]) -> NoReturn:
+    if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
+        raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+    raise psycopg.OperationalError(conn.pgconn.error_message.decode("utf-8", "replace") or "COPY did not start")
 
 
 def connect(source: Any, autocommit: bool = True) -> psycopg.Connection[Any]:
