@@ -1,13 +1,14 @@
 """Per-column Parquet encodings: the choices that make parts small without costing encode time.
 
-Measured on the benchmark table (5M x 12) and on synthetic columns (bench/parquet_probe.py):
+Measured on the benchmark table (5M x 12: 253 MB with pyarrow's defaults, 185 MB with these; the
+Rust CLI 0.8 writes 234 MB) and on synthetic random, sorted and small-range columns:
 
 - Decimals of precision <= 18 are stored as INT32/INT64 (`store_decimal_as_integer`), as the Parquet spec
   allows and every reader supports, instead of fixed-length byte arrays: about half the bytes, and what
   other writers (parquet-rs, Spark) do. The Arrow type read back is the same decimal(p, s).
 - 64-bit integers, timestamps, times and those integer-stored decimals use DELTA_BINARY_PACKED: near
   zero bytes for keys and event times that grow row by row, and within 1% of PLAIN + zstd on random
-  values (never the 2x blow-up dictionaries have on unique values). It also encodes faster than PLAIN.
+  values (where dictionaries were up to 14% larger). It also encoded faster than PLAIN here.
 - Dictionary encoding stays where values repeat (`writer.dictionary_columns`: text, booleans, small
   integers, dates). Floats stay PLAIN: BYTE_STREAM_SPLIT wins on smooth series but loses up to 1.7x on
   decimal-like prices.

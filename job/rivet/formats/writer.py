@@ -90,7 +90,7 @@ class ParquetPartWriter:
                 piece = batch.slice(offset, step)
                 self._writer.write_table(pa.Table.from_batches([piece], schema=self._schema), row_group_size=step)
             return
-        self._buffer.append(pa.concat_batches([batch]))  # exact-size copy: a slice would pin its driver batch
+        self._buffer.append(batch)
         self._buffered += batch.num_rows
         self._buffered_bytes += size
         if self._buffered >= self._row_group_rows or self._buffered_bytes >= self._max_bytes:
