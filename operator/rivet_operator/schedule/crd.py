@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rivet_operator.api.crds import crd
+from rivet_operator.api.crds import _obj, conditions, crd
 from rivet_operator.schedule.builders import KIND, PLURAL
 from rivet_operator.schedule.spec import (
     CONCURRENCY_POLICIES,
@@ -30,13 +30,6 @@ BOOL = {"type": "boolean"}
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 ANY_VALUE = {"x-kubernetes-preserve-unknown-fields": True}
 SHORT_NAMES = ["rsched"]
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props, **extra}
-    if required:
-        out["required"] = required
-    return out
 
 
 def schedule_spec() -> dict[str, Any]:
@@ -104,27 +97,6 @@ def schedule_spec() -> dict[str, Any]:
             ]
         },
     )
-
-
-def conditions() -> dict[str, Any]:
-    cond = _obj(
-        {
-            "type": NAME,
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": NAME,
-            "message": {"type": "string", "maxLength": 32768},
-            "observedGeneration": INT,
-            "lastTransitionTime": TIME,
-        },
-        ["type", "status", "lastTransitionTime"],
-    )
-    return {
-        "type": "array",
-        "maxItems": 8,
-        "items": cond,
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["type"],
-    }
 
 
 def schedule_status() -> dict[str, Any]:
