@@ -229,7 +229,11 @@ def test_crds_render_unchanged_with_keep_policy(rendered: dict[str, list[dict[st
     for name in crd_files():
         src = yaml.safe_load((CRDS / name).read_text())
         sources[src["metadata"]["name"]] = src
-    assert set(crds) == set(sources) == {"rivetexports.rivet.dev", "rivetvalidations.rivet.dev"}
+    assert (
+        set(crds)
+        == set(sources)
+        == {"rivetexports.rivet.dev", "rivetvalidations.rivet.dev", "rivetschedules.rivet.dev"}
+    )
     for name, crd in crds.items():
         src = sources[name]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -458,10 +462,12 @@ def rules_grant(rules: list[dict[str, Any]], group: str, resource: str) -> set[s
 
 
 NAMESPACED_NEEDS = {
-    ("rivet.dev", "rivetexports"): {"get", "list", "watch", "patch"},
+    ("rivet.dev", "rivetexports"): {"get", "list", "watch", "patch", "create", "delete"},  # a schedule's runs
     ("rivet.dev", "rivetexports/status"): {"get", "patch"},
     ("rivet.dev", "rivetvalidations"): {"get", "list", "watch", "patch"},
     ("rivet.dev", "rivetvalidations/status"): {"get", "patch"},
+    ("rivet.dev", "rivetschedules"): {"get", "list", "watch", "patch"},
+    ("rivet.dev", "rivetschedules/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "configmaps"): {"get", "list", "create", "patch"},

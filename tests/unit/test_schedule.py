@@ -923,7 +923,7 @@ def test_crd_shape_columns_and_status_default() -> None:
     (version,) = crd["spec"]["versions"]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"].upper() for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert columns == ["SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "LAST SUCCESS", "AGE"]
+    assert columns == ["SCHEDULE", "TIME ZONE", "SUSPEND", "READY", "ACTIVE", "LAST SCHEDULE", "LAST SUCCESS", "AGE"]
     root = version["schema"]["openAPIV3Schema"]
     assert root["properties"]["status"]["default"] == {"observedGeneration": -1}
     assert root["properties"]["status"]["properties"]["observedGeneration"]["default"] == -1

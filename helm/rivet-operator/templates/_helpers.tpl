@@ -81,13 +81,17 @@ app.kubernetes.io/component: operator
 
 {{/* RBAC rules on what the operator serves and creates (namespaced resources). */}}
 {{- define "rivet-operator.rules" -}}
-# RivetExport / RivetValidation: read and watch them, write kopf's annotations and our status.
+# RivetExport / RivetValidation / RivetSchedule: read and watch them, write kopf's annotations and our status.
 - apiGroups: ["rivet.dev"]
-  resources: ["rivetexports", "rivetvalidations"]
+  resources: ["rivetexports", "rivetvalidations", "rivetschedules"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["rivet.dev"]
-  resources: ["rivetexports/status", "rivetvalidations/status"]
+  resources: ["rivetexports/status", "rivetvalidations/status", "rivetschedules/status"]
   verbs: ["get", "patch", "update"]
+# A RivetSchedule's runs: one RivetExport per tick, deleted beyond the history limits.
+- apiGroups: ["rivet.dev"]
+  resources: ["rivetexports"]
+  verbs: ["create", "delete"]
 # The plan, chunk, finalize and validate Jobs.
 - apiGroups: ["batch"]
   resources: ["jobs"]

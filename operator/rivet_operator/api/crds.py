@@ -501,7 +501,14 @@ def all_crds() -> dict[str, dict[str, Any]]:
         "rivet.dev_rivetvalidations.yaml": crd(
             "RivetValidation", "rivetvalidations", ["rval"], validation_spec(), validation_status(), validation_cols, []
         ),
+        "rivet.dev_rivetschedules.yaml": _schedule_crd(),
     }
+
+
+def _schedule_crd() -> dict[str, Any]:
+    from rivet_operator.schedule.crd import schedule_crd  # it builds on this module's helpers
+
+    return schedule_crd()
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from rivet_operator.controller.model import (
 from rivet_operator.controller.outcomes import pod_active, pod_job_name, view
 from rivet_operator.runtime import metrics
 from rivet_operator.runtime.client import ApiError, Kube
+from rivet_operator.schedule.builders import schedule_selector
 from rivet_operator.specs import names
 from rivet_operator.specs.events import event
 from rivet_operator.specs.names import Owner
@@ -47,6 +48,16 @@ class Kind:
     references_export: bool = False  # RivetValidation: read the RivetExport named by spec.exportRef
     # what a kind observes when it is not its Jobs, pods and ConfigMaps (a schedule observes its exports)
     observe: Callable[[Kube, Kind, str, str, dt.datetime], Awaitable[Observed | None]] | None = None
+    # what to do when the API server refuses (422/403) an object the decision creates; None: raise
+    rejected: Callable[[Observed, str], Decision] | None = None
+
+
+REJECTED = (403, 422)
+
+
+def _owner(kind: Kind, body: dict[str, Any], namespace: str) -> Owner:
+    meta = body["metadata"]
+    return Owner(f"{GROUP}/{VERSION}", kind.kind, meta["name"], meta["uid"], namespace)
 
 
 async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.datetime) -> Observed | None:
@@ -54,7 +65,7 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return None
     meta = body["metadata"]
-    owner = Owner(f"{GROUP}/{VERSION}", kind.kind, meta["name"], meta["uid"], namespace)
+    owner = _owner(kind, body, namespace)
     selector = names.owned_selector(owner)
     jobs = await kube.list_jobs(namespace, selector)
     pods = await kube.list_pods(namespace, selector)
@@ -88,6 +99,26 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
             for cm in cms
         ),
         export=export,
+        body=body,
+    )
+
+
+async def observe_schedule(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.datetime) -> Observed | None:
+    """A RivetSchedule and the RivetExports carrying its label: two calls, however many objects exist."""
+    body = await kube.get_custom(kind.plural, namespace, name)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    meta = body["metadata"]
+    runs = await kube.list_custom("rivetexports", namespace, schedule_selector(name))
+    return Observed(
+        owner=_owner(kind, body, namespace),
+        generation=int(meta.get("generation") or 1),
+        spec=dict(body.get("spec") or {}),
+        status=dict(body.get("status") or {}),
+        now=now,
+        annotations=dict(meta.get("annotations") or {}),
+        body=body,
+        children=tuple(runs),
     )
 
 
@@ -119,7 +150,15 @@ async def apply(kube: Kube, kind: Kind, obs: Observed, decision: Decision) -> di
     status = dict(obs.status)
     for action in decision.ordered():
         if isinstance(action, Create):
-            await create(kube, owner, action.body)
+            try:
+                await create(kube, owner, action.body)
+            except ApiError as exc:
+                if kind.rejected is None or exc.status not in REJECTED:
+                    raise
+                log.warning(
+                    "create_rejected kind=%s name=%s/%s status=%d", owner.kind, owner.namespace, owner.name, exc.status
+                )
+                return await apply(kube, kind, obs, kind.rejected(obs, str(exc)))
         elif isinstance(action, WriteLedger):
             if not await create(kube, owner, action.body):
                 await kube.patch_configmap(

@@ -59,6 +59,8 @@ class Observed:
     pods: tuple[PodView, ...] = ()
     configmaps: tuple[ConfigMapView, ...] = ()
     export: dict[str, Any] | None = None  # RivetValidation: the referenced RivetExport, when it exists
+    body: dict[str, Any] = field(default_factory=dict)  # the object as read (a schedule decides on all of it)
+    children: tuple[dict[str, Any], ...] = ()  # RivetSchedule: the RivetExports carrying its label
 
     @property
     def now_s(self) -> str:
@@ -99,9 +101,9 @@ class WriteLedger:
 
 @dataclass(frozen=True)
 class Delete:
-    """Delete a Job (propagationPolicy Background) or ConfigMap; a missing one counts as done."""
+    """Delete a Job (propagationPolicy Background), ConfigMap or RivetExport; a missing one counts as done."""
 
-    plural: str  # jobs | configmaps
+    plural: str  # jobs | configmaps | rivetexports
     name: str
 
 
@@ -127,8 +129,11 @@ ORDER = {WriteLedger: 0, PatchStatus: 1, Emit: 2, Create: 3, Delete: 4}
 class Decision:
     actions: list[Action] = field(default_factory=list)
     requeue_after: float | None = None
+    in_order: bool = False  # the actions are already in the order to apply them (a schedule's decision)
 
     def ordered(self) -> list[Action]:
+        if self.in_order:
+            return list(self.actions)
         creates_cm = [a for a in self.actions if isinstance(a, Create) and a.body.get("kind") == "ConfigMap"]
         rest = [a for a in self.actions if a not in creates_cm]
         return creates_cm + sorted(rest, key=lambda a: ORDER[type(a)])

@@ -83,10 +83,15 @@ class Kube:
                 return None
             raise
 
-    async def list_custom(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    async def list_custom(
+        self, plural: str, namespace: str | None = None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        extra = {"label_selector": selector} if selector else {}
         if namespace:
-            return await self._list(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
-        return await self._list(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
+            return await self._list(
+                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, **extra
+            )
+        return await self._list(self.custom.list_cluster_custom_object, GROUP, VERSION, plural, **extra)
 
     async def patch_status(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = await self._call(
@@ -147,8 +152,22 @@ class Kube:
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         """Delete (Background propagation: a Job goes at once, the garbage collector takes its pods)."""
-        fn = {"jobs": self.batch.delete_namespaced_job, "configmaps": self.core.delete_namespaced_config_map}[plural]
         try:
+            if plural.startswith("rivet"):  # one of our kinds (a schedule's runs)
+                await self._call(
+                    "delete",
+                    self.custom.delete_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    propagation_policy="Background",
+                )
+                return
+            fn = {"jobs": self.batch.delete_namespaced_job, "configmaps": self.core.delete_namespaced_config_map}[
+                plural
+            ]
             await self._call("delete", fn, name, namespace, propagation_policy="Background")
         except ApiError as exc:
             if exc.status != 404:

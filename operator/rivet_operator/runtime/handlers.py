@@ -11,8 +11,8 @@ Choices (see ../shared/kopf-notes.md):
 - our own annotation prefix (`rivet.dev`) for anything kopf might store, standalone peering (one replica,
   Deployment strategy Recreate: kopf peering is not a lease).
 
-More kinds: `register(Kind(...))` below (e.g. RivetSchedule, from its own package) adds a watch on the kind
-and routes its labelled Jobs to it; nothing else here changes.
+More kinds: `register(Kind(...))` below adds a watch on the kind and routes the objects it owns (Jobs, or a
+RivetSchedule's RivetExports) to it; nothing else here changes.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 import kopf
 
 from rivet_operator import GROUP, VERSION
-from rivet_operator.controller import export, validation
-from rivet_operator.controller.apply import Kind, apply, observe
+from rivet_operator.controller import export, schedule, validation
+from rivet_operator.controller.apply import Kind, apply, observe, observe_schedule
 from rivet_operator.runtime import metrics
 from rivet_operator.runtime.client import Kube
 from rivet_operator.runtime.login import api_client, login  # noqa: F401 - registers the login handler
@@ -56,6 +56,16 @@ def register(kind: Kind) -> Kind:
 
 register(Kind("rivetexports", "RivetExport", export.decide_export, export.needs_visit))
 register(Kind("rivetvalidations", "RivetValidation", validation.decide_validation, validation.needs_visit, True))
+register(
+    Kind(
+        "rivetschedules",
+        "RivetSchedule",
+        schedule.decide_schedule,
+        schedule.needs_visit,
+        observe=observe_schedule,
+        rejected=schedule.rejected,
+    )
+)
 
 
 class Controller:
@@ -92,11 +102,13 @@ class Controller:
             self.phases.forget(kind.kind, key[1], key[2])
             return
         self.phases.set(kind.kind, key[1], key[2], (body.get("status") or {}).get("phase"))
+        # a RivetExport created by a kind we serve (a schedule) wakes its owner on every change, our own
+        # status patches included: the owner decides on the run's phase
+        self.route_to_owner(meta)
         if self.own_writes.get(key) == meta.get("resourceVersion"):
             return  # the echo of our own status patch: already decided on
         if kind.needs_visit(body):
             self.queue.add(key)
-        self.route_to_owner(meta)  # a RivetExport created by a kind we serve (a schedule) wakes its owner
 
     def job_event(self, body: dict[str, Any]) -> None:
         self.route_to_owner(body.get("metadata") or {})

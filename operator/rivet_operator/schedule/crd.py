@@ -4,9 +4,8 @@ Admission checks what a schema can: enums, defaults, bounds, and that the time z
 the schedule. The cron expression and the zone name are checked by the operator (`schedule.cron`), which
 stalls the schedule naming spec.schedule or spec.timeZone. `exportTemplate.spec` is kept as
 `x-kubernetes-preserve-unknown-fields`: the API server checks it against the RivetExport schema when the
-operator creates each export, so the two schemas cannot drift apart. To ship it, add
-`"rivet.dev_rivetschedules.yaml": schedule_crd()` to the operator's `all_crds()` (`api/crds.py`) and
-regenerate crds/ and the chart's copy.
+operator creates each export, so the two schemas cannot drift apart. `all_crds()` (`api/crds.py`)
+ships it with the other CRDs (crds/ and the chart's copy).
 """
 
 from __future__ import annotations
@@ -149,13 +148,14 @@ def schedule_status() -> dict[str, Any]:
 def printer_columns() -> list[dict[str, Any]]:
     return [
         {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+        {"name": "Time Zone", "type": "string", "jsonPath": ".spec.timeZone"},
         {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
         {"name": "Active", "type": "string", "jsonPath": ".status.active[0]"},
         {"name": "Last Schedule", "type": "date", "jsonPath": ".status.lastScheduleTime"},
         {"name": "Last Success", "type": "date", "jsonPath": ".status.lastSuccessfulTime"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status', "priority": 1},
-        {"name": "Time Zone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1},
+        {"name": "Last Run", "type": "string", "jsonPath": ".status.lastSuccessfulRun", "priority": 1},
         {"name": "Next", "type": "date", "jsonPath": ".status.nextScheduleTime", "priority": 1},
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
     ]

@@ -1,0 +1,136 @@
+"""RivetSchedule on the real cluster: a fast cron (every minute) creates one RivetExport per tick, each run
+certifies, the incremental cursor is carried from one run to the next through the schedule's status,
+history limits prune finished runs, and `kubectl get` / `kubectl wait` read the schedule at a glance."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.e2e.conftest import Cluster
+from tests.e2e.operator_env import Operator, status
+from tests.e2e.test_gitops import snippets
+from tests.e2e.test_operator import bucket_objects, s3_export, secrets_for
+from tests.fixtures.databases import DbServer
+from tests.fixtures.objectstores import S3Server, unique_name
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+def runs_of(cluster: Cluster, ns: str, schedule: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.get_json(
+        "rivetexports", "-l", f"rivet.dev/schedule={schedule}", namespace=ns
+    )["items"]
+    return sorted(items, key=lambda e: e["metadata"]["annotations"]["rivet.dev/scheduled-at"])
+
+
+def ids_of_run(s3: S3Server, bucket: str, run: dict[str, Any]) -> list[int]:
+    prefix = run["status"]["resolvedPrefix"].split(f"s3://{bucket}/", 1)[1]
+    objects = bucket_objects(s3, bucket, prefix)
+    manifest = json.loads(objects["manifest.json"])
+    return sorted(
+        i
+        for part in manifest["parts"]
+        for i in pq.read_table(io.BytesIO(objects[part["path"]])).column("id").to_pylist()
+    )
+
+
+def test_a_minutely_incremental_schedule_carries_its_cursor_from_run_to_run_and_prunes_history(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    ns = namespace
+    pod_pg.execute("DROP TABLE IF EXISTS public.sched_e2e")
+    pod_pg.execute("CREATE TABLE public.sched_e2e (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL)")
+    pod_pg.execute(
+        "INSERT INTO public.sched_e2e SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute'"
+        " FROM generate_series(1, 100) g"
+    )
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    # the schedule of docs/gitops.md, verbatim but for the test's connection, table, cron and deadline
+    doc = yaml.safe_load(snippets()["schedule"])
+    del doc["metadata"]["namespace"]
+    test_spec = s3_export("unused", "public.sched_e2e", pod_s3, bucket, "unused")["spec"]
+    template = doc["spec"]["exportTemplate"]["spec"]
+    assert template["mode"] == "incremental" and template["cursorColumn"] == "updated_at"
+    template.update(table="public.sched_e2e", source=test_spec["source"], envFrom=test_spec["envFrom"])
+    template["destination"].update(bucket=bucket, endpoint=pod_s3.endpoint, region="us-east-1")
+    doc["spec"].update(schedule="* * * * *", startingDeadlineSeconds=50, successfulRunsHistoryLimit=1)
+    cluster.apply(doc, ns)
+    cluster.kubectl("wait", "--for=condition=Ready", "rivetschedule/orders-nightly", "--timeout=60s", namespace=ns)
+
+    def succeeded_run(after: str | None) -> dict[str, Any] | None:
+        st = status(cluster, ns, "rivetschedule", "orders-nightly")
+        last = st.get("lastSuccessfulRun")
+        return st if last and last != after else None
+
+    first_st = cluster.wait_for(
+        "the first scheduled run certified", lambda: succeeded_run(None), timeout=300, interval=2
+    )
+    first_name = first_st["lastSuccessfulRun"]
+    first = cluster.get_json("rivetexport", first_name, namespace=ns)
+    assert first["status"]["phase"] == "Succeeded" and first["status"]["rowsWritten"] == 100
+    assert "cursor" not in first["spec"]  # the first run starts from scratch
+    assert first["metadata"]["labels"]["team"] == "data"
+    assert first["metadata"]["ownerReferences"][0]["kind"] == "RivetSchedule"
+    assert first["spec"]["exportName"] == "orders-nightly"
+    assert first["status"]["resolvedPrefix"].startswith(f"s3://{bucket}/exports/orders-nightly/")
+    assert ids_of_run(pod_s3, bucket, first) == list(range(1, 101))
+    cursor = first_st["cursor"]
+    assert cursor["column"] == "updated_at" and cursor["run"] == first_name
+    assert cursor["value"]["$type"] == "datetime" and cursor["value"]["value"].startswith("2026-01-01T01:40:00")
+
+    # ten new rows; the next tick's run starts at the certified cursor
+    pod_pg.execute(
+        "INSERT INTO public.sched_e2e SELECT g, timestamptz '2026-01-02 00:00:00+00' + g * interval '1 minute'"
+        " FROM generate_series(101, 110) g"
+    )
+    second_st = cluster.wait_for(
+        "the next scheduled run certified", lambda: succeeded_run(first_name), timeout=300, interval=2
+    )
+    second_name = second_st["lastSuccessfulRun"]
+    second = cluster.get_json("rivetexport", second_name, namespace=ns)
+    assert second["spec"]["cursor"] == cursor["value"]
+    assert second["status"]["rowsWritten"] == 11  # 10 new rows + the boundary row (inclusive cursor)
+    assert ids_of_run(pod_s3, bucket, second) == [100, *range(101, 111)]
+    assert second_st["cursor"]["run"] == second_name
+    assert second_st["cursor"]["value"]["value"].startswith("2026-01-02T01:50:00")
+
+    # successfulRunsHistoryLimit 1: the first run is pruned once the second's cursor is in the status
+    def pruned() -> bool:
+        names = [
+            r["metadata"]["name"]
+            for r in runs_of(cluster, ns, "orders-nightly")
+            if r.get("status", {}).get("phase") == "Succeeded"
+        ]
+        return names == [second_name] or (len(names) == 1 and names[0] != first_name)
+
+    cluster.wait_for("the first run pruned", pruned, timeout=120, interval=2)
+    assert cluster.kubectl("get", "rivetexport", first_name, namespace=ns, check=False).returncode != 0
+
+    table = cluster.kubectl("get", "rivetschedule", "orders-nightly", namespace=ns).stdout
+    header = table.splitlines()[0].split()
+    assert header[:6] == ["NAME", "SCHEDULE", "TIME", "ZONE", "SUSPEND", "READY"], table
+    reasons = {e["reason"] for e in cluster.get_json("events", namespace=ns)["items"]}
+    assert {"SuccessfulCreate", "RunSucceeded"} <= reasons, reasons
+
+    # suspend: no new run after the next tick; the schedule stays Ready
+    cluster.kubectl(
+        "patch", "rivetschedule", "orders-nightly", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=ns
+    )
+    cluster.wait_for(
+        "the suspension observed",
+        lambda: status(cluster, ns, "rivetschedule", "orders-nightly").get("message", "").startswith("suspended"),
+        timeout=60,
+    )
+    before = {r["metadata"]["name"] for r in runs_of(cluster, ns, "orders-nightly")}
+    time.sleep(70 - time.time() % 60)  # past the next minute's tick (with 10 s for the reconcile)
+    after = {r["metadata"]["name"] for r in runs_of(cluster, ns, "orders-nightly")}
+    assert after <= before, after - before
