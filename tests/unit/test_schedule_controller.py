@@ -260,3 +260,80 @@ def test_run_names_stay_valid_labels_for_the_export_controller() -> None:
     run.step()
     (plan,) = run.jobs_of("plan")
     assert len(plan) <= 63 and run.jobs[plan].labels[names.L_RUN]
+
+
+def refuse_changed_schema(world: World, name: str, schema: str) -> Sim:
+    run = world.runs[name]
+    run.now = world.now
+    run.step()
+    plan = plan_result(1)
+    plan["schema_fingerprint"] = schema
+    run.succeed(run.jobs_of("plan")[0], plan)
+    run.step()
+    return run
+
+
+def test_schema_policy_fail_refuses_the_changed_run_before_any_chunk_and_resumes_once_acknowledged() -> None:
+    world = World(schemaChangePolicy="fail")
+    world.reconcile()
+    (first,) = world.exports
+    assert "expectedSchemaFingerprint" not in world.exports[first]["spec"]  # nothing known yet
+    world.certify(first, 5, cursor("2026-11-22T01:00:00+00:00"), schema="xxh3:000000000000000a")
+    world.now += dt.timedelta(minutes=1)
+    world.reconcile()
+    assert world.status()["schemaFingerprint"] == "xxh3:000000000000000a"
+
+    world.now = T0 + dt.timedelta(days=1)
+    world.reconcile()
+    second = next(n for n in world.exports if n != first)
+    assert world.exports[second]["spec"]["expectedSchemaFingerprint"] == "xxh3:000000000000000a"
+    run = refuse_changed_schema(world, second, "xxh3:000000000000000b")
+    assert run.status["phase"] == "Failed" and run.status["reason"] == "SchemaChanged", run.status
+    assert run.jobs_of("chunk") == [] and run.jobs_of("finalize") == []  # nothing exported, nothing certified
+    assert run.status["plan"]["schemaFingerprint"] == "xxh3:000000000000000b"
+
+    world.now += dt.timedelta(minutes=1)
+    world.reconcile()
+    st = world.status()
+    stalled = next(c for c in st["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "SchemaChanged"
+    assert st["schemaChange"]["current"] == "xxh3:000000000000000b" and not st["schemaChange"]["acknowledged"]
+    assert st["cursor"]["run"] == first  # the refused run moved nothing
+    assert {"RunFailed", "SchemaChanged"} <= set(world.reasons())
+
+    world.now = T0 + dt.timedelta(days=2)
+    world.reconcile()
+    assert set(world.exports) == {first, second}  # stalled: no run until acknowledged
+
+    world.schedule["metadata"]["annotations"] = {"rivet.dev/acknowledge-schema": "xxh3:000000000000000b"}
+    world.now = T0 + dt.timedelta(days=3)
+    world.reconcile()
+    third = next(n for n in world.exports if n not in (first, second))
+    assert world.exports[third]["spec"]["expectedSchemaFingerprint"] == "xxh3:000000000000000b"
+    assert world.exports[third]["spec"]["cursor"] == cursor("2026-11-22T01:00:00+00:00")
+    world.certify(third, 4, cursor("2026-11-25T01:00:00+00:00"), schema="xxh3:000000000000000b")
+    world.now += dt.timedelta(minutes=1)
+    world.reconcile()
+    st = world.status()
+    assert st["cursor"]["run"] == third
+    assert next(c for c in st["conditions"] if c["type"] == "Ready")["status"] == "True"
+
+
+def test_schema_policy_warn_certifies_the_changed_run_and_reports_it() -> None:
+    world = World()
+    world.reconcile()
+    (first,) = world.exports
+    world.certify(first, 5, cursor("2026-11-22T01:00:00+00:00"), schema="xxh3:000000000000000a")
+    world.now += dt.timedelta(minutes=1)
+    world.reconcile()
+    world.now = T0 + dt.timedelta(days=1)
+    world.reconcile()
+    second = next(n for n in world.exports if n != first)
+    assert "expectedSchemaFingerprint" not in world.exports[second]["spec"]
+    world.certify(second, 2, cursor("2026-11-23T01:00:00+00:00"), schema="xxh3:000000000000000b")
+    world.now += dt.timedelta(minutes=1)
+    world.reconcile()
+    st = world.status()
+    assert st["cursor"]["run"] == second and st["schemaFingerprint"] == "xxh3:000000000000000b"
+    assert "SchemaChanged" in world.reasons()
+    assert next(c for c in st["conditions"] if c["type"] == "Ready")["status"] == "True"

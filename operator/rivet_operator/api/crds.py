@@ -217,6 +217,13 @@ def export_spec() -> dict[str, Any]:
                 " JSON or {$type, value}), e.g. from a RivetSchedule; later runs of this object start at"
                 " status.cursor",
             },
+            "expectedSchemaFingerprint": {
+                "type": "string",
+                "maxLength": 64,
+                "description": "refuse to certify a run whose source schema fingerprint differs (set by a"
+                " RivetSchedule with schemaChangePolicy: fail); the run fails with reason SchemaChanged after"
+                " planning, before any chunk is exported",
+            },
             "maxChunkRetries": {
                 "type": "integer",
                 "minimum": 0,

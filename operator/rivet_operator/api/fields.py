@@ -168,7 +168,16 @@ SOURCE_TYPES = enum_values(SourceType)
 
 # Operator-only fields and whether they define the run (the rest apply live to a run in flight).
 RUN_DEFINING_OPERATOR_FIELDS = ("source", "destination", "date", "exportName", "cursor")
-LIVE_FIELDS = ("parallelism", "envFrom", "env", "jobTemplate", "suspend", "maxChunkRetries", "force")
+LIVE_FIELDS = (
+    "parallelism",
+    "envFrom",
+    "env",
+    "jobTemplate",
+    "suspend",
+    "maxChunkRetries",
+    "force",
+    "expectedSchemaFingerprint",
+)
 
 
 def run_defining_fields() -> tuple[str, ...]:

@@ -382,6 +382,9 @@ def _plan(s: Step, refused: tuple[str, str] | None) -> bool:
         total = int(plan["chunk_count"])
         retries = _retries(s)
         retries.pop("plan", None)
+        expected = s.obs.spec.get("expectedSchemaFingerprint")
+        schema = plan.get("schema_fingerprint")
+        changed = bool(expected and schema and schema != expected)
         s.set(
             stage="exporting" if total else "finalizing",
             resolvedPrefix=plan.get("resolved_prefix"),
@@ -398,9 +401,17 @@ def _plan(s: Step, refused: tuple[str, str] | None) -> bool:
             chunks=progress([], total, 0, 0),
             retries=retries or None,
         )
+        s.do(Delete("jobs", job.name))
+        if changed:
+            _fail_run(
+                s,
+                "SchemaChanged",
+                f"the source schema changed ({expected} -> {schema}) and spec.expectedSchemaFingerprint refuses a "
+                "run with another schema (a RivetSchedule's schemaChangePolicy: fail): nothing was exported",
+            )
+            return False
         s.event("Planned", f"{total} chunks over [{plan.get('lo')}, {plan.get('hi')}] -> {plan.get('resolved_prefix')}")
         s.phase("Running", "Planned", f"run {run_id}: {total} chunks planned")
-        s.do(Delete("jobs", job.name))
         return True
     _failed_step(s, "plan", job, "PlanFailed", "planning")
     if s.get("stage") != "failed":

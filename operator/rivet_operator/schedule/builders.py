@@ -20,6 +20,8 @@
   - `cursor`: incremental exports only, the last certified cursor value (typed JSON as in
     `rivet.contract.values`: plain JSON, or `{"$type": "datetime"|"date"|"decimal"|"bytes", "value": ...}`);
     absent on a first run or after a reset, so the run starts from scratch.
+  - `expectedSchemaFingerprint`: with schemaChangePolicy `fail`, the schema of the last certified run; the
+    export refuses to certify a run with another schema (it fails with reason SchemaChanged after planning).
   `{run_id}` is not set here: each export is a new run, and its controller picks the run id when it starts.
 """
 
@@ -81,8 +83,15 @@ def owner_reference(schedule: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_body(schedule: dict[str, Any], spec: ScheduleSpec, tick: dt.datetime, cursor_value: Any) -> dict[str, Any]:
-    """The RivetExport for `tick`: template + name, owner, labels, date, exportName and cursor."""
+def export_body(
+    schedule: dict[str, Any],
+    spec: ScheduleSpec,
+    tick: dt.datetime,
+    cursor_value: Any,
+    expected_schema: str | None = None,
+) -> dict[str, Any]:
+    """The RivetExport for `tick`: template + name, owner, labels, date, exportName, cursor and, under
+    schemaChangePolicy fail, the schema fingerprint the run must have to certify."""
     meta = schedule.get("metadata") or {}
     name = str(meta.get("name", ""))
     body_spec = copy.deepcopy(spec.export_spec)
@@ -90,6 +99,8 @@ def export_body(schedule: dict[str, Any], spec: ScheduleSpec, tick: dt.datetime,
     body_spec["date"] = tick.astimezone(dt.UTC).date().isoformat()
     if spec.cursor_column is not None and cursor_value is not None:
         body_spec["cursor"] = copy.deepcopy(cursor_value)
+    if expected_schema:
+        body_spec["expectedSchemaFingerprint"] = expected_schema
     metadata: dict[str, Any] = {
         "name": run_name(name, str(meta.get("uid", "")), tick),
         "labels": {**spec.labels, L_SCHEDULE: label_value(name)},

@@ -50,15 +50,17 @@ Rules (CronJob's, with these decisions):
   the cursor. A failed run never moves it. When exportTemplate.spec.cursorColumn differs from
   status.cursor.column, the cursor restarts from scratch (no value: the next run exports every row) and
   a CursorReset event (Warning) says so.
-- Schema change: a newly Succeeded run whose status.plan.schemaFingerprint differs from
+- Schema change: a newly finished run whose status.plan.schemaFingerprint differs from
   status.schemaFingerprint is reported (SchemaChanged event, Warning; status.schemaChange =
   {previous, current, run, detectedAt, generation, acknowledged}); status.schemaFingerprint becomes the
-  new one. The run itself has already been certified, and its cursor is taken (not taking it would
-  export its rows again). With schemaChangePolicy `fail` the schedule stalls (Stalled=True, reason
-  SchemaChanged): it creates no further runs until the user acknowledges, either by changing the spec
-  (metadata.generation above the generation recorded at detection) or by annotating the schedule with
-  `rivet.dev/acknowledge-schema: <the new fingerprint>`. Refusing the changed run itself before it
-  certifies would need the export to carry an expected fingerprint its plan Job checks: not done here.
+  new one. The policy decides whether the changed run certifies:
+  - `warn` (default): the run certifies, and its cursor is taken;
+  - `fail`: each run is created with `spec.expectedSchemaFingerprint` = status.schemaFingerprint, so the
+    export fails the changed run after planning, before any chunk (status.reason SchemaChanged, nothing
+    certified, the cursor stays), and the schedule stalls (Stalled=True, reason SchemaChanged): no further
+    runs until the user acknowledges, either by changing the spec (metadata.generation above the one
+    recorded at detection) or by annotating the schedule with `rivet.dev/acknowledge-schema: <the new
+    fingerprint>`. The next run then expects the new schema and certifies.
 - An invalid spec (cron expression, time zone, template fields the schedule owns, or what the optional
   `check_template` finds in the export spec) sets Stalled=True, reason InvalidSpec, naming the field,
   and freezes the schedule: no runs, no results taken, no pruning, until the spec is fixed. So does a
@@ -98,6 +100,7 @@ from rivet_operator.schedule.spec import (
 )
 
 MAX_MISSED = 100
+SCHEMA_REFUSED = "SchemaChanged"  # the export's status.reason when expectedSchemaFingerprint refused its run
 CONDITION_TYPES = ("Ready", "Reconciling", "Stalled")
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -214,6 +217,28 @@ def prefix_warning(spec: ScheduleSpec, now: dt.datetime) -> str | None:
             "the later runs of a day find a certified prefix and are refused; add {run_id}"
         )
     return None
+
+
+def _schema_seen(
+    view: ExportView,
+    spec: ScheduleSpec,
+    known: str | None,
+    change: dict[str, Any] | None,
+    events: list[Event],
+    now_s: str,
+    generation: int,
+) -> tuple[str | None, dict[str, Any] | None]:
+    """A finished run's schema fingerprint: (the fingerprint now known, the schema change to record)."""
+    fp = view.schema_fingerprint
+    if not fp:
+        return known, change
+    if known and fp != known:
+        change = {"previous": known, "current": fp, "run": view.name, "detectedAt": now_s, "generation": generation}
+        stop = "; schemaChangePolicy is fail: no new runs until acknowledged" if spec.schema_policy == "fail" else ""
+        events.append(
+            Event("SchemaChanged", f"the source schema changed in run {view.name}: {known} -> {fp}{stop}", WARNING)
+        )
+    return fp, change
 
 
 def _changed(patch: dict[str, Any], status: dict[str, Any]) -> bool:
@@ -351,6 +376,8 @@ def decide(
         if view.phase == FAILED:
             detail = f": {view.message}" if view.message else ""
             events.append(Event("RunFailed", f"run {view.name} (scheduled {when}) failed{detail}", WARNING))
+            if view.reason == SCHEMA_REFUSED:  # refused by expectedSchemaFingerprint (policy fail): nothing certified
+                schema_fp, change = _schema_seen(view, spec, schema_fp, change, events, now_s, generation)
             continue
         rows = f"{view.rows} rows" if view.rows is not None else "rows unknown"
         if watermark is not None and view.scheduled_at < watermark:
@@ -366,29 +393,7 @@ def decide(
         last_success_time = view.completed_at or now_s
         last_success_run = view.name
         note = ""
-        fp = view.schema_fingerprint
-        if fp:
-            if schema_fp and fp != schema_fp:
-                change = {
-                    "previous": schema_fp,
-                    "current": fp,
-                    "run": view.name,
-                    "detectedAt": now_s,
-                    "generation": generation,
-                }
-                stop = (
-                    "; schemaChangePolicy is fail: no new runs until acknowledged"
-                    if spec.schema_policy == "fail"
-                    else ""
-                )
-                events.append(
-                    Event(
-                        "SchemaChanged",
-                        f"the source schema changed in run {view.name}: {schema_fp} -> {fp}{stop}",
-                        WARNING,
-                    )
-                )
-            schema_fp = fp
+        schema_fp, change = _schema_seen(view, spec, schema_fp, change, events, now_s, generation)
         if spec.cursor_column is not None and view.cursor is not None:
             if view.cursor.get("column") == spec.cursor_column:
                 value = view.cursor.get("value")
@@ -469,7 +474,8 @@ def decide(
                         Event("RunReplaced", f"deleted active run {view.name} for the run of {tick_s} (Replace)")
                     )
                 value = cursor.get("value") if cursor and cursor.get("column") == spec.cursor_column else None
-                created = export_body(schedule, spec, tick, value)
+                expected = schema_fp if spec.schema_policy == "fail" else None
+                created = export_body(schedule, spec, tick, value, expected)
                 created_tick = tick
                 start = f"; from cursor {_show(value)}" if spec.cursor_column and value is not None else ""
                 events.append(

@@ -20,7 +20,7 @@ HISTORY_MAX = 100
 MIN_DEADLINE_S = 10
 EXPORT_NAME_MAX = 63
 # the fields a schedule sets itself on every export it creates
-RESERVED_TEMPLATE_FIELDS = ("date", "cursor")
+RESERVED_TEMPLATE_FIELDS = ("date", "cursor", "expectedSchemaFingerprint")
 
 # RivetExport status.phase values that end a run
 SUCCEEDED = "Succeeded"
@@ -186,6 +186,7 @@ class ExportView:
     cursor: dict[str, Any] | None  # status.cursor: {column, value} (value: the run's high cursor, typed JSON)
     schema_fingerprint: str | None  # status.plan.schemaFingerprint
     message: str | None  # status.message
+    reason: str | None  # status.reason (why a run failed: SchemaChanged when its schema was refused)
 
     @property
     def finished(self) -> bool:
@@ -211,6 +212,7 @@ class ExportView:
             cursor=cursor if isinstance(cursor, dict) else None,
             schema_fingerprint=(plan.get("schemaFingerprint") or None) if isinstance(plan, dict) else None,
             message=status.get("message") or None,
+            reason=status.get("reason") or None,
         )
 
 
