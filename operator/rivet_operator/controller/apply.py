@@ -152,6 +152,9 @@ async def apply(kube: Kube, kind: Kind, obs: Observed, decision: Decision) -> di
         if isinstance(action, Create):
             try:
                 await create(kube, owner, action.body)
+            except Conflict as exc:  # surfaced to the user; the queue retries with backoff (it may be deleted)
+                await _emit(kube, kind, obs, Emit("NameConflict", str(exc), warning=True))
+                raise
             except ApiError as exc:
                 if kind.rejected is None or exc.status not in REJECTED:
                     raise
