@@ -157,6 +157,39 @@ def test_chunked_export_reaches_ready_and_validates(
     assert [f["kind"] for f in vst2["failures"]] == ["part_size_mismatch"] and vst2["failures"][0]["path"] == key
     stalled = {c["type"]: c["status"] for c in vst2["conditions"]}
     assert stalled == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
+    # a validation's Job goes once its verdict is read, failed or passed (intervals must not pile them up)
+    cluster.wait_for(
+        "the validation Jobs cleaned up",
+        lambda: (
+            not [
+                j
+                for j in cluster.get_json("jobs", namespace=ns)["items"]
+                if (j["metadata"].get("labels") or {}).get("rivet.dev/component") == "validate"
+            ]
+        ),
+        timeout=60,
+    )
+
+    # an edit that changes nothing about the data (labels, parallelism, retries) starts no new run
+    cluster.kubectl(
+        "patch",
+        "rivetexport",
+        "orders",
+        "--type=merge",
+        "-p",
+        json.dumps({"metadata": {"labels": {"team": "data"}}, "spec": {"parallelism": 5, "maxChunkRetries": 1}}),
+        namespace=ns,
+    )
+    gen2 = cluster.get_json("rivetexport", "orders", namespace=ns)["metadata"]["generation"]
+    assert gen2 > gen
+    st2 = cluster.wait_for(
+        "the edit observed",
+        lambda: (s2 := status(cluster, ns, "rivetexport", "orders")).get("observedGeneration") == gen2 and s2,
+        timeout=60,
+    )
+    assert st2["runId"] == st["runId"] and st2["phase"] == "Succeeded" and st2["success"] == st["success"]
+    assert cluster.get_json("jobs", namespace=ns)["items"] == []
+    assert "SpecChanged" not in {e["reason"] for e in events(cluster, ns)}
 
     reasons = {e["reason"] for e in events(cluster, ns)}
     assert {"RunStarted", "Planned", "ChunksCommitted", "Succeeded", "Passed", "ValidationFailed"} <= reasons
