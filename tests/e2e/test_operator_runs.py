@@ -166,16 +166,29 @@ def test_a_fixed_spec_reruns_only_after_the_failed_runs_jobs_are_gone_and_the_pr
     assert cluster.get_json("jobs", namespace=ns)["items"] == []
 
 
+def seed_incremental(pg: DbServer, table: str) -> None:
+    """ids 1..100, updated_at 2026-01-01 00:01 .. 01:40 UTC (one minute apart)."""
+    pg.execute(f"DROP TABLE IF EXISTS {table}")
+    pg.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL)")
+    pg.execute(
+        f"INSERT INTO {table} SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute'"
+        " FROM generate_series(1, 100) g"
+    )
+
+
+def add_ten_rows(pg: DbServer, table: str) -> None:
+    """ids 101..110, updated_at 2026-01-02 01:41 .. 01:50 UTC: after every seeded row."""
+    pg.execute(
+        f"INSERT INTO {table} SELECT g, timestamptz '2026-01-02 00:00:00+00' + g * interval '1 minute'"
+        " FROM generate_series(101, 110) g"
+    )
+
+
 def test_an_incremental_rerun_exports_only_rows_from_the_last_certified_cursor(
     cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
 ) -> None:
     ns = namespace
-    pod_pg.execute("DROP TABLE IF EXISTS public.inc_e2e")
-    pod_pg.execute("CREATE TABLE public.inc_e2e (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL)")
-    pod_pg.execute(
-        "INSERT INTO public.inc_e2e SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute'"
-        " FROM generate_series(1, 100) g"
-    )
+    seed_incremental(pod_pg, "public.inc_e2e")
     bucket = unique_name()
     pod_s3.client().create_bucket(Bucket=bucket)
     secrets_for(cluster, ns, pod_pg.url, pod_s3)
@@ -192,10 +205,7 @@ def test_an_incremental_rerun_exports_only_rows_from_the_last_certified_cursor(
     )
     generation = cluster.get_json("rivetexport", "inc", namespace=ns)["metadata"]["generation"]
     # 10 new rows, then "run again" (a documented annotation: no spec change, no new generation)
-    pod_pg.execute(
-        "INSERT INTO public.inc_e2e SELECT g, timestamptz '2026-01-02 00:00:00+00' + g * interval '1 minute'"
-        " FROM generate_series(101, 110) g"
-    )
+    add_ten_rows(pod_pg, "public.inc_e2e")
     proc = run_snippet(cluster, snippets()["rerun"], ns, "inc")  # docs/gitops.md, verbatim
     assert proc.returncode == 0, proc.stderr
     token = cluster.get_json("rivetexport", "inc", namespace=ns)["metadata"]["annotations"]["rivet.dev/rerun"]

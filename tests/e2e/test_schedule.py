@@ -17,6 +17,7 @@ from tests.e2e.conftest import Cluster
 from tests.e2e.operator_env import Operator, status
 from tests.e2e.test_gitops import snippets
 from tests.e2e.test_operator import bucket_objects, s3_export, secrets_for
+from tests.e2e.test_operator_runs import add_ten_rows, seed_incremental
 from tests.fixtures.databases import DbServer
 from tests.fixtures.objectstores import S3Server, unique_name
 
@@ -45,12 +46,7 @@ def test_a_minutely_incremental_schedule_carries_its_cursor_from_run_to_run_and_
     cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
 ) -> None:
     ns = namespace
-    pod_pg.execute("DROP TABLE IF EXISTS public.sched_e2e")
-    pod_pg.execute("CREATE TABLE public.sched_e2e (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL)")
-    pod_pg.execute(
-        "INSERT INTO public.sched_e2e SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute'"
-        " FROM generate_series(1, 100) g"
-    )
+    seed_incremental(pod_pg, "public.sched_e2e")
     bucket = unique_name()
     pod_s3.client().create_bucket(Bucket=bucket)
     secrets_for(cluster, ns, pod_pg.url, pod_s3)
@@ -88,10 +84,7 @@ def test_a_minutely_incremental_schedule_carries_its_cursor_from_run_to_run_and_
     assert cursor["value"]["$type"] == "datetime" and cursor["value"]["value"].startswith("2026-01-01T01:40:00")
 
     # ten new rows; the next tick's run starts at the certified cursor
-    pod_pg.execute(
-        "INSERT INTO public.sched_e2e SELECT g, timestamptz '2026-01-02 00:00:00+00' + g * interval '1 minute'"
-        " FROM generate_series(101, 110) g"
-    )
+    add_ten_rows(pod_pg, "public.sched_e2e")
     second_st = cluster.wait_for(
         "the next scheduled run certified", lambda: succeeded_run(first_name), timeout=300, interval=2
     )

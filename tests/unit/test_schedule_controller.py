@@ -86,8 +86,8 @@ class World:
             elif isinstance(action, Emit):
                 self.events.append(action)
 
-    def certify(self, name: str, rows: int, max_cursor: Any, schema: str = "xxh3:00000000000000bb") -> Sim:
-        """Run one created export to Succeeded through the export controller's own decide."""
+    def planned(self, name: str, schema: str = "xxh3:00000000000000bb") -> Sim:
+        """Start one created export and let its plan Job succeed with a one-chunk plan of this schema."""
         run = self.runs[name]
         run.now = self.now
         run.step()
@@ -95,6 +95,11 @@ class World:
         plan["schema_fingerprint"] = schema
         run.succeed(run.jobs_of("plan")[0], plan)
         run.step()
+        return run
+
+    def certify(self, name: str, rows: int, max_cursor: Any, schema: str = "xxh3:00000000000000bb") -> Sim:
+        """Run one created export to Succeeded through the export controller's own decide."""
+        run = self.planned(name, schema)
         (chunk,) = run.jobs_of("chunk")
         run.succeed(chunk, chunk_result(1, rows, max_cursor))
         run.step()
@@ -262,17 +267,6 @@ def test_run_names_stay_valid_labels_for_the_export_controller() -> None:
     assert len(plan) <= 63 and run.jobs[plan].labels[names.L_RUN]
 
 
-def refuse_changed_schema(world: World, name: str, schema: str) -> Sim:
-    run = world.runs[name]
-    run.now = world.now
-    run.step()
-    plan = plan_result(1)
-    plan["schema_fingerprint"] = schema
-    run.succeed(run.jobs_of("plan")[0], plan)
-    run.step()
-    return run
-
-
 def test_schema_policy_fail_refuses_the_changed_run_before_any_chunk_and_resumes_once_acknowledged() -> None:
     world = World(schemaChangePolicy="fail")
     world.reconcile()
@@ -287,7 +281,7 @@ def test_schema_policy_fail_refuses_the_changed_run_before_any_chunk_and_resumes
     world.reconcile()
     second = next(n for n in world.exports if n != first)
     assert world.exports[second]["spec"]["expectedSchemaFingerprint"] == "xxh3:000000000000000a"
-    run = refuse_changed_schema(world, second, "xxh3:000000000000000b")
+    run = world.planned(second, "xxh3:000000000000000b")
     assert run.status["phase"] == "Failed" and run.status["reason"] == "SchemaChanged", run.status
     assert run.jobs_of("chunk") == [] and run.jobs_of("finalize") == []  # nothing exported, nothing certified
     assert run.status["plan"]["schemaFingerprint"] == "xxh3:000000000000000b"
