@@ -167,3 +167,40 @@ def test_events_for_finished_objects_and_our_own_status_echoes_enqueue_nothing()
         return after_finished, after_echo, len(controller.queue)
 
     assert run(main()) == (0, 0, 1)
+
+
+def test_every_change_to_a_scheduled_export_wakes_its_schedule_even_our_own_status_echo() -> None:
+    """A schedule decides on its runs' phases, and the export controller's own status patch is what
+    makes a run Succeeded: that echo must still reach the owner schedule (the export itself is skipped)."""
+    from rivet_operator.runtime.handlers import KINDS, Controller
+    from rivet_operator.runtime.settings import from_env
+
+    async def main() -> list[tuple[str, str, str]]:
+        controller = Controller(kube=None, config=from_env({}))  # type: ignore[arg-type]
+        run = {
+            "metadata": {
+                "namespace": "ns",
+                "name": "nightly-0a1b2c3d4e",
+                "generation": 1,
+                "resourceVersion": "9",
+                "ownerReferences": [
+                    {"apiVersion": "rivet.dev/v1alpha1", "kind": "RivetSchedule", "name": "nightly", "controller": True}
+                ],
+            },
+            "spec": {"source": {}, "table": "t"},
+            "status": {
+                "runId": "r",
+                "stage": "done",
+                "runGeneration": 1,
+                "observedGeneration": 1,
+                "phase": "Succeeded",
+            },
+        }
+        controller.own_writes[("rivetexports", "ns", "nightly-0a1b2c3d4e")] = "9"
+        controller.object_event(KINDS["rivetexports"], "MODIFIED", run)
+        keys = []
+        while len(controller.queue):
+            keys.append(await controller.queue.get())
+        return keys
+
+    assert run(main()) == [("rivetschedules", "ns", "nightly")]
