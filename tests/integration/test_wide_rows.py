@@ -2,7 +2,7 @@
 buffered bytes, and the process's peak RSS stays well under the table's size.
 
 The byte budget is lowered to 8 MiB through RIVET_ROW_GROUP_BYTES so a ~570 MB table (2,000 rows) shows
-many byte-cut row groups within a test's time; the default budget is 64 MiB per writer. Measured here:
+many byte-cut row groups within a test's time; the default budget is 16 MiB per writer. Measured here:
 peak RSS ~220 MB with the budget, ~735 MB when row groups were cut by rows only (one 570 MB row group).
 """
 

@@ -55,7 +55,9 @@ def test_narrow_rows_are_still_cut_by_rows() -> None:
 def test_budget_comes_from_the_environment_and_is_shared_by_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RIVET_ROW_GROUP_BYTES", raising=False)
     assert row_group_bytes() == ROW_GROUP_BYTES
-    assert row_group_budget(4)[1] == ROW_GROUP_BYTES // 4
+    assert row_group_budget(4)[1] == max(ROW_GROUP_BYTES // 4, min(ROW_GROUP_BYTES, MIN_ROW_GROUP_BYTES))
+    monkeypatch.setenv("RIVET_ROW_GROUP_BYTES", str(64 << 20))
+    assert row_group_budget(4)[1] == 16 << 20  # shared by the workers
     assert row_group_budget(64)[1] == MIN_ROW_GROUP_BYTES  # never below a useful row group
     monkeypatch.setenv("RIVET_ROW_GROUP_BYTES", "4194304")
     assert row_group_bytes() == 4 << 20

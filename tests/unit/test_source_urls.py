@@ -8,7 +8,14 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 
 from rivet.errors import SourceError
-from rivet.sources.urls import MYSQL_SCHEMES, PG_LIVENESS, POSTGRES_SCHEMES, parse_url, with_pg_liveness
+from rivet.sources.urls import (
+    MYSQL_SCHEMES,
+    PG_LIVENESS,
+    POSTGRES_SCHEMES,
+    parse_url,
+    with_endpoint,
+    with_pg_liveness,
+)
 
 
 def params(url: str) -> dict[str, str]:
@@ -153,3 +160,19 @@ def test_well_formed_urls_still_parse() -> None:
 def test_driver_secrets_include_the_password_in_every_spelling_and_its_pieces() -> None:
     parsed = parse_url("postgresql://u:Abc%2FDef%40Ghi@h/db", POSTGRES_SCHEMES, "postgres")
     assert {"Abc/Def@Ghi", "Abc%2FDef%40Ghi", "Abc", "Def", "Ghi"} <= set(parsed.secrets)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "mysql://u%40x:p%2Fw%3A@db.example:3307/shop?ssl-mode=required&prefer_socket=false",
+            "mysql://u%40x:p%2Fw%3A@127.0.0.1:4444/shop?ssl-mode=required&prefer_socket=false",
+        ),
+        ("mysql://u:p@[2001:db8::1]:3306/d", "mysql://u:p@127.0.0.1:4444/d"),
+        ("mysql://db.example/d", "mysql://127.0.0.1:4444/d"),
+    ],
+)
+def test_the_relay_endpoint_replaces_only_host_and_port(url: str, expected: str) -> None:
+    """The MySQL relay (sources/readahead.py): user info, database and parameters kept byte for byte."""
+    assert with_endpoint(url, "127.0.0.1", 4444) == expected

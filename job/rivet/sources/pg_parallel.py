@@ -128,13 +128,12 @@ def join_snapshot_sql(snapshot: str) -> list[str]:
 
 
 def join_snapshot(adbc_conn: Any, snapshot: str, on_joined: Callable[[], None] | None = None) -> None:
-    """Turn an ADBC connection into a reader of `snapshot` (leaving autocommit opens a transaction), then
-    `on_joined()`, also when joining failed (the coordinator need not wait for this reader)."""
+    """Turn an ADBC connection (`postgres.BulkConnection`) into a reader of `snapshot` (leaving autocommit
+    opens a transaction), then `on_joined()`, also when joining failed (the coordinator need not wait)."""
     try:
-        adbc_conn.adbc_connection.set_autocommit(False)
-        with adbc_conn.cursor() as cur:
-            for statement in join_snapshot_sql(snapshot):
-                cur.execute(statement)
+        adbc_conn.set_autocommit(False)
+        for statement in join_snapshot_sql(snapshot):
+            adbc_conn.execute(statement)
     finally:
         if on_joined is not None:
             on_joined()

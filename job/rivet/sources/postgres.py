@@ -6,6 +6,7 @@ own floor with flat memory (perf-notes); psycopg is lighter for one-row answers 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -13,7 +14,6 @@ from typing import Any
 
 import adbc_driver_manager
 import adbc_driver_postgresql
-import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
 
@@ -118,26 +118,16 @@ class PostgresSource:
         `snapshot`: read in a transaction on that exported snapshot (`pg_parallel`), then `on_joined()`."""
         sql, markers = with_ndims_markers(query.inline(postgres_literal), schema)
         conn = self._connect_bulk()
-        cur = conn.cursor()
         try:
             try:
                 if snapshot is not None:
                     pg_parallel.join_snapshot(conn, snapshot, on_joined)
-                cur.adbc_statement.set_options(
-                    **{
-                        adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(
-                            batch_hint_bytes(batch_size)
-                        )
-                    }
-                )
-                cur.execute(sql)
-                reader = cur.fetch_record_batch()
+                reader = conn.query(sql, {_HINT_OPTION: str(batch_hint_bytes(batch_size))})
             except (adbc_driver_manager.Error, OSError) as exc:
                 raise pg_error(exc, self._url, self._timeout_s, "query") from None
             conformed = (conform_pg_batch(batch, schema, markers) for batch in self._batches(reader))
             yield from rechunk(conformed, batch_size)
         finally:
-            cur.close()
             conn.close()
 
     def _batches(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
@@ -151,15 +141,14 @@ class PostgresSource:
                 raise pg_error(exc, self._url, self._timeout_s, "read") from None
             yield batch
 
-    def _connect_bulk(self) -> Any:
+    def _connect_bulk(self) -> BulkConnection:
         try:
-            conn = adbc_pg.connect(self._conninfo, autocommit=True)
+            conn = BulkConnection(self._conninfo)
         except (adbc_driver_manager.Error, OSError) as exc:
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
         try:
-            with conn.cursor() as cur:
-                for statement in self.session_sql():
-                    cur.execute(statement)
+            for statement in self.session_sql():
+                conn.execute(statement)
         except (adbc_driver_manager.Error, OSError) as exc:
             conn.close()
             raise pg_error(exc, self._url, self._timeout_s, "connect") from None
@@ -167,6 +156,65 @@ class PostgresSource:
 
     def close(self) -> None:
         self._conn.close()
+
+
+_HINT_OPTION = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
+
+
+class BulkConnection:
+    """One ADBC PostgreSQL connection (autocommit) through the driver manager's own API.
+
+    Not through its DB-API module, which imports pyarrow.dataset (about 7 MB of RSS in every process,
+    for bulk ingestion this engine never does). The result readers it hands out are closed with it."""
+
+    def __init__(self, uri: str) -> None:
+        self._db = adbc_driver_postgresql.connect(uri)
+        try:
+            self._conn = adbc_driver_manager.AdbcConnection(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+        self._open: list[tuple[adbc_driver_manager.AdbcStatement, pa.RecordBatchReader]] = []
+
+    def set_autocommit(self, enabled: bool) -> None:
+        self._conn.set_autocommit(enabled)
+
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns no rows."""
+        stmt = adbc_driver_manager.AdbcStatement(self._conn)
+        try:
+            stmt.set_sql_query(sql)
+            stmt.execute_update()
+        finally:
+            stmt.close()
+
+    def query(self, sql: str, options: dict[str, str]) -> pa.RecordBatchReader:
+        """The rows of `sql` as a reader (statement `options` set first), valid until `close`."""
+        stmt = adbc_driver_manager.AdbcStatement(self._conn)
+        try:
+            stmt.set_options(**options)
+            stmt.set_sql_query(sql)
+            handle, _ = stmt.execute_query()
+            reader = pa.RecordBatchReader._import_from_c(handle.address)
+        except BaseException:
+            stmt.close()
+            raise
+        self._open.append((stmt, reader))
+        return reader
+
+    def close(self) -> None:
+        """Readers first, then their statements, the connection and the database (errors ignored: the
+        part has already succeeded or failed by now)."""
+        for stmt, reader in self._open:
+            with contextlib.suppress(Exception):
+                reader.close()
+            with contextlib.suppress(Exception):
+                stmt.close()
+        self._open = []
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        with contextlib.suppress(Exception):
+            self._db.close()
 
 
 def batch_hint_bytes(batch_size: int) -> int:

@@ -159,6 +159,13 @@ def with_params(
     return urlunsplit(parts._replace(query=query))
 
 
+def with_endpoint(url: str, host: str, port: int) -> str:
+    """`url` pointing at host:port instead; user info, path and parameters kept byte for byte."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}:{port}"))
+
+
 def _key(piece: str) -> str:
     return unquote(piece.split("=", 1)[0])
 
