@@ -127,3 +127,54 @@ def test_a_minutely_incremental_schedule_carries_its_cursor_from_run_to_run_and_
     time.sleep(70 - time.time() % 60)  # past the next minute's tick (with 10 s for the reconcile)
     after = {r["metadata"]["name"] for r in runs_of(cluster, ns, "orders-nightly")}
     assert after <= before, after - before
+
+
+def test_schema_policy_fail_refuses_a_run_whose_source_schema_changed_and_stalls_the_schedule(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    ns = namespace
+    seed_incremental(pod_pg, "public.sched_schema_e2e")
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    doc = yaml.safe_load(snippets()["schedule"])
+    del doc["metadata"]["namespace"]
+    test_spec = s3_export("unused", "public.sched_schema_e2e", pod_s3, bucket, "unused")["spec"]
+    template = doc["spec"]["exportTemplate"]["spec"]
+    template.update(table="public.sched_schema_e2e", source=test_spec["source"], envFrom=test_spec["envFrom"])
+    template["destination"].update(bucket=bucket, endpoint=pod_s3.endpoint, region="us-east-1")
+    doc["spec"].update(schedule="* * * * *", startingDeadlineSeconds=50, schemaChangePolicy="fail")
+    cluster.apply(doc, ns)
+
+    def schedule_status() -> dict[str, Any]:
+        return status(cluster, ns, "rivetschedule", "orders-nightly")
+
+    first = cluster.wait_for(
+        "the first run certified", lambda: schedule_status().get("lastSuccessfulRun"), timeout=300, interval=2
+    )
+    fingerprint = schedule_status()["schemaFingerprint"]
+    pod_pg.execute("ALTER TABLE public.sched_schema_e2e ADD COLUMN note text")
+    add_ten_rows(pod_pg, "public.sched_schema_e2e")
+
+    def refused() -> dict[str, Any] | None:
+        for run in runs_of(cluster, ns, "orders-nightly"):
+            st = run.get("status") or {}
+            if run["metadata"]["name"] != first and st.get("phase") == "Failed":
+                return run
+        return None
+
+    run = cluster.wait_for("the changed run refused", refused, timeout=300, interval=2)
+    assert run["spec"]["expectedSchemaFingerprint"] == fingerprint
+    assert run["status"]["reason"] == "SchemaChanged" and not run["status"].get("rowsWritten")
+    prefix = run["status"]["resolvedPrefix"].split(f"s3://{bucket}/", 1)[1]
+    assert bucket_objects(pod_s3, bucket, prefix) == {}  # nothing exported, nothing certified
+
+    def stalled() -> dict[str, Any] | None:
+        st = schedule_status()
+        cond = next((c for c in st.get("conditions") or [] if c["type"] == "Stalled"), {})
+        return st if cond.get("status") == "True" and cond.get("reason") == "SchemaChanged" else None
+
+    st = cluster.wait_for("the schedule stalled", stalled, timeout=120, interval=2)
+    assert st["schemaChange"]["previous"] == fingerprint and st["cursor"]["run"] == first
+    reasons = {e["reason"] for e in cluster.get_json("events", namespace=ns)["items"]}
+    assert {"SchemaChanged", "RunFailed"} <= reasons, reasons
