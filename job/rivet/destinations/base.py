@@ -10,7 +10,22 @@ from typing import Protocol
 
 from rivet.contract.objects import ObjectInfo
 
-__all__ = ["Destination", "ObjectInfo", "PartUpload"]
+__all__ = ["Destination", "ObjectInfo", "PartUpload", "WriterDigests"]
+
+
+class WriterDigests(Protocol):
+    """Digests a PartUpload's writer (`formats.sink.DigestSink`) keeps of exactly the bytes it hands to the
+    upload's `write`, in order. An upload told of them (`hashed_by`) need not hash those bytes again for
+    the same digest: the S3 upload then keeps only a CRC32C of its own, which commit checks against
+    `crc32c`, instead of a second MD5 pass."""
+
+    @property
+    def md5_digest(self) -> bytes:
+        """The raw MD5 of every byte written so far."""
+
+    @property
+    def crc32c(self) -> str:
+        """base64 of the big-endian CRC32C of every byte written so far."""
 
 
 class PartUpload(Protocol):

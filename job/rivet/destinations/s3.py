@@ -1,9 +1,11 @@
 """S3 (and S3-compatible) destination: multipart streaming with bounded memory, single PUT when small.
 
-Every part carries two checksums the store verifies on upload: Content-MD5 per request, and a full-object
-CRC32C (x-amz-checksum-crc32c; FULL_OBJECT on multipart uploads), which HeadObject reports back. An ETag is
-taken as the object's MD5 only for a single-part upload that is not SSE-KMS encrypted; multipart and
-SSE-KMS objects are compared by that CRC32C instead (read by one HEAD each), or by size alone.
+Every request that carries bytes carries a checksum of them that the store verifies (BadDigest otherwise):
+a PutObject its Content-MD5 and CRC32C, an UploadPart the part's CRC32C (x-amz-checksum-crc32c), and the
+completion the full-object CRC32C (ChecksumType FULL_OBJECT), which HeadObject reports back. botocore adds
+no checksum of its own (`s3_auth.CLIENT_CONFIG`), and hashes the payload for SigV4 only over plain http.
+An ETag is taken as the object's MD5 only for a single-part upload that is not SSE-KMS encrypted;
+multipart and SSE-KMS objects are compared by that CRC32C instead (read by one HEAD each), or by size alone.
 
 Part commits are conditional (If-None-Match: * to create, If-Match: <etag> to replace), so a stale
 writer never overwrites what another writer committed (contract: fencing).
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import mmap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rivet.contract.manifest import QUARANTINE_DIR
 from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import (
+    Crc32cTracker,
     Md5Tracker,
     b64,
     check_key,
@@ -29,10 +34,12 @@ from rivet.destinations._common import (
     md5_from_etag,
     part_conflict,
 )
+from rivet.destinations.base import WriterDigests
 from rivet.destinations.s3_errors import S3Errors
 from rivet.errors import DestinationError
 
 PART_SIZE = 8 * 1024 * 1024
+UPLOAD_CONCURRENCY = 2  # parts of one object uploading at once; also the bound on parts held in memory
 MAX_PARTS = 10_000
 MAX_COPY_OBJECT = 5 * 1024**3  # CopyObject's limit; larger objects copy part by part
 COPY_PART = 512 * 1024 * 1024
@@ -70,19 +77,120 @@ def part_size_for(part_number: int) -> int:
     return PART_SIZE * (1 + (part_number - 1) // 1000)
 
 
+class PartBuffer:
+    """One part's bytes in an anonymous mapping of its own, outside the malloc heap: 8 MiB parts then neither
+    churn the allocator nor raise glibc's mmap threshold (which leaves the heap holding freed memory).
+    Reused through a small pool. To botocore it is a file of its first `used` bytes (it seeks back to sign
+    the payload over plain http, and to retry)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self.crc = Crc32cTracker()
+        self._pos = 0
+        self._map = mmap.mmap(-1, size)
+
+    def fill(self, data: bytes, start: int) -> int:
+        """Copy as much of `data[start:]` as fits; the part's CRC32C follows what is copied."""
+        n = min(len(data) - start, self.size - self.used)
+        piece = data if start == 0 and n == len(data) else data[start : start + n]
+        self._map[self.used : self.used + n] = piece
+        self.crc.update(piece)
+        self.used += n
+        return n
+
+    def full(self) -> bool:
+        return self.used == self.size
+
+    def __len__(self) -> int:
+        return self.used
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.used if n is None or n < 0 else min(self.used, self._pos + n)
+        data = self._map[self._pos : end] if end > self._pos else b""
+        self._pos = max(self._pos, end)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.used}[whence]
+        self._pos = min(max(0, base + offset), self.used)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def reset(self) -> None:
+        self.used = self._pos = 0
+        self.crc = Crc32cTracker()
+
+    def close(self) -> None:
+        self._map.close()
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: dict[int, list[PartBuffer]] = {}
+POOL_KEEP = 2 * (UPLOAD_CONCURRENCY + 1)  # free part buffers kept per size (two uploads' worth)
+
+
+def _take_buffer(size: int) -> PartBuffer:
+    with _POOL_LOCK:
+        free = _POOL.get(size)
+        buf = free.pop() if free else None
+    return buf if buf is not None else PartBuffer(size)
+
+
+def _give_back(buf: PartBuffer) -> None:
+    buf.reset()
+    with _POOL_LOCK:
+        free = _POOL.setdefault(buf.size, [])
+        if len(free) < POOL_KEEP:
+            free.append(buf)
+            return
+    buf.close()
+
+
 class S3PartUpload:
-    """Buffers one part at a time; the multipart upload starts only once a full part is buffered."""
+    """A streaming multipart upload: parts go up on threads of their own while the writer goes on, at most
+    UPLOAD_CONCURRENCY at once; `write` blocks while that many are on their way, so the upload holds at most
+    the part being filled plus UPLOAD_CONCURRENCY parts ((1 + UPLOAD_CONCURRENCY) x 8 MiB). The multipart
+    upload starts only once a full part is buffered; anything smaller is one PutObject at commit.
+
+    `write` hashes every byte with CRC32C twice (the object's, and its part's as the byte is copied into the
+    part buffer). The whole-object MD5 is kept here too unless the writer keeps it (`hashed_by`, the
+    DigestSink): commit then checks the writer's CRC32C against this one instead of hashing with MD5 again."""
 
     def __init__(self, dest: S3Destination, key: str, replace: ObjectInfo | None = None) -> None:
         self._dest = dest
         self._key = key
         self._full = dest.full_key(key)
-        self._buf = bytearray()
-        self._md5 = Md5Tracker(crc32c=True)
+        self._part: PartBuffer | None = None  # the part being filled
+        self._size = 0
+        self._crc = Crc32cTracker()
+        self._md5: Md5Tracker | None = Md5Tracker()
+        self._writer: WriterDigests | None = None
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._next = 1
+        self._slots = threading.BoundedSemaphore(UPLOAD_CONCURRENCY)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._senders: list[threading.Thread] = []
+        self._sent: dict[int, dict[str, Any]] = {}
+        self._error: BaseException | None = None
         self._done = False
         self._replace = replace
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes written and not yet acknowledged by the store (the buffer plus the parts on their way)."""
+        with self._lock:
+            return (self._part.used if self._part is not None else 0) + self._in_flight
+
+    def hashed_by(self, digests: WriterDigests) -> None:
+        """The writer hashes every byte it writes (MD5 and CRC32C): no second MD5 pass here. Before the first write."""
+        if self._size:
+            raise DestinationError(f"s3 upload s3://{self._dest.bucket}/{self._full}: hashed_by after a write")
+        self._writer = digests
+        self._md5 = None
 
     def _condition(self) -> dict[str, str]:
         """Create-only unless replacing a known version; a replace without an ETag is unconditional."""
@@ -93,23 +201,35 @@ class S3PartUpload:
     def write(self, data: bytes) -> int:
         if self._done:
             raise DestinationError(f"s3 write s3://{self._dest.bucket}/{self._full}: upload already finished")
-        self._buf += data
-        self._md5.update(data)
-        while len(self._buf) >= part_size_for(len(self._parts) + 1):
-            size = part_size_for(len(self._parts) + 1)
-            chunk = bytes(self._buf[:size])
-            del self._buf[:size]
-            self._send_part(chunk)
+        self._raise_failed_part()
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if not data:
+            return 0
+        self._crc.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
+        self._size += len(data)
+        start = 0
+        while start < len(data):
+            if self._part is None:
+                self._part = _take_buffer(part_size_for(self._next))
+            start += self._part.fill(data, start)
+            if self._part.full():
+                part, self._part = self._part, None
+                self._hand_off(part)
         return len(data)
 
-    def _send_part(self, chunk: bytes) -> None:
+    def _hand_off(self, part: PartBuffer) -> None:
+        """Start uploading the next part on a thread of its own, once fewer than UPLOAD_CONCURRENCY are."""
         client, bucket = self._dest.client, self._dest.bucket
-        number = len(self._parts) + 1
+        number = self._next
         if number > MAX_PARTS:
+            _give_back(part)
             self.abort()
             raise DestinationError(f"s3 upload s3://{bucket}/{self._full}: more than {MAX_PARTS} parts")
-        try:
-            if self._upload_id is None:
+        if self._upload_id is None:
+            try:
                 resp = client.create_multipart_upload(
                     Bucket=bucket,
                     Key=self._full,
@@ -117,41 +237,103 @@ class S3PartUpload:
                     ChecksumType="FULL_OBJECT",
                     **self._dest.sse_args(),
                 )
-                self._upload_id = str(resp["UploadId"])
-            md5 = Md5Tracker()
-            md5.update(chunk)
-            crc = crc32c_b64(chunk)
-            resp = client.upload_part(
-                Bucket=bucket,
+            except _ERRORS as exc:
+                _give_back(part)
+                self._abort_quietly()
+                raise self._dest.errors.wrap("upload part of", self._full, exc) from exc
+            self._upload_id = str(resp["UploadId"])
+        self._slots.acquire()  # the bound on buffered bytes: wait while UPLOAD_CONCURRENCY parts are on their way
+        try:
+            self._raise_failed_part()
+        except BaseException:
+            self._slots.release()
+            _give_back(part)
+            raise
+        self._next += 1
+        with self._lock:
+            self._in_flight += part.used
+        sender = threading.Thread(
+            target=self._send_part, args=(number, part), name=f"rivet-s3-part-{number}", daemon=True
+        )
+        self._senders.append(sender)
+        sender.start()
+
+    def _send_part(self, number: int, part: PartBuffer) -> None:
+        """One UploadPart, checked by the store against the part's CRC32C (BadDigest otherwise)."""
+        size = part.used
+        try:
+            crc = part.crc.b64()
+            resp = self._dest.client.upload_part(
+                Bucket=self._dest.bucket,
                 Key=self._full,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=chunk,
-                ContentMD5=b64(md5.digest()),
+                Body=part,
                 ChecksumCRC32C=crc,
             )
-        except _ERRORS as exc:
+            self._sent[number] = {"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32C": crc}
+        except BaseException as exc:  # handed to the writer's next write or commit
+            error: BaseException = exc
+            if isinstance(exc, _ERRORS):
+                error = self._dest.errors.wrap("upload part of", self._full, exc)
+                error.__cause__ = exc
+            with self._lock:
+                if self._error is None:
+                    self._error = error
+        finally:
+            _give_back(part)
+            with self._lock:
+                self._in_flight -= size
+            self._slots.release()
+
+    def _raise_failed_part(self) -> None:
+        if self._error is not None:
+            error = self._error
             self._abort_quietly()
-            raise self._dest.errors.wrap("upload part of", self._full, exc) from exc
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32C": crc})
+            raise error
+
+    def _wait_for_parts(self) -> None:
+        senders, self._senders = self._senders, []
+        for sender in senders:
+            sender.join()
+
+    def _check_digests(self, content_md5: bytes | None, where: str) -> bytes:
+        """The object's MD5: checked against the caller's, and the writer's digests against these bytes."""
+        if self._md5 is not None:
+            return self._md5.verify(content_md5, where)
+        assert self._writer is not None
+        own, theirs = self._crc.b64(), self._writer.crc32c
+        if own != theirs:
+            raise DestinationError(
+                f"{where}: the {self._size} bytes written (CRC32C {own}) are not the bytes their writer "
+                f"hashed (CRC32C {theirs}); nothing was published"
+            )
+        actual = self._writer.md5_digest
+        if content_md5 is not None and content_md5 != actual:
+            raise DestinationError(
+                f"{where}: content MD5 given at commit ({b64(content_md5)}) does not match the "
+                f"{self._size} bytes written ({b64(actual)}); nothing was published"
+            )
+        return actual
 
     def commit(self, content_md5: bytes | None = None) -> None:
         if self._done:
             raise DestinationError(f"s3 commit s3://{self._dest.bucket}/{self._full}: upload already finished")
         client, bucket = self._dest.client, self._dest.bucket
         try:
-            digest = self._md5.verify(content_md5, f"s3 commit s3://{bucket}/{self._full}")
+            digest = self._check_digests(content_md5, f"s3 commit s3://{bucket}/{self._full}")
         except DestinationError:
             self._abort_quietly()
             raise
-        crc = self._md5.crc32c()
+        crc = self._crc.b64()
         if self._upload_id is None:
             self._done = True
+            body, self._part = self._part, None
             try:
                 resp = client.put_object(
                     Bucket=bucket,
                     Key=self._full,
-                    Body=bytes(self._buf),
+                    Body=body if body is not None else b"",
                     ContentMD5=b64(digest),
                     ChecksumCRC32C=crc,
                     **self._condition(),
@@ -161,18 +343,22 @@ class S3PartUpload:
                 self._lost_or_raise("put", exc, digest, crc)
                 return
             finally:
-                self._buf = bytearray()
+                if body is not None:
+                    _give_back(body)
             self._dest.saw_write(resp)
             return
-        if self._buf:
-            self._send_part(bytes(self._buf))
-            self._buf = bytearray()
+        if self._part is not None:
+            part, self._part = self._part, None
+            self._hand_off(part)
+        self._wait_for_parts()
+        self._raise_failed_part()
+        parts = [self._sent[n] for n in sorted(self._sent)]
         try:
             resp = client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=self._full,
                 UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
+                MultipartUpload={"Parts": parts},
                 ChecksumCRC32C=crc,
                 ChecksumType="FULL_OBJECT",
                 **self._condition(),
@@ -194,7 +380,7 @@ class S3PartUpload:
             found = self._dest.head(self._key)
         except DestinationError:
             found = None
-        if is_own_commit(found, self._md5.size, digest, crc):
+        if is_own_commit(found, self._size, digest, crc):
             return
         raise part_conflict(f"s3 {action} s3://{self._dest.bucket}/{self._full}", self._replace) from exc
 
@@ -204,9 +390,13 @@ class S3PartUpload:
             self.abort()
 
     def abort(self) -> None:
-        """Idempotent; a failed AbortMultipartUpload is reported, since it leaves a billed stray upload."""
+        """Idempotent; waits for the parts on their way (so none lands after the abort). A failed
+        AbortMultipartUpload is reported, since it leaves a billed stray upload."""
         self._done = True
-        self._buf = bytearray()
+        part, self._part = self._part, None
+        if part is not None:
+            _give_back(part)
+        self._wait_for_parts()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is None:
             return

@@ -18,7 +18,9 @@ from rivet.destinations.s3_errors import S3Errors
 from rivet.errors import ConfigError
 from rivet.log import add_secret
 
-# SeaweedFS (and other S3-compatibles) reject the newer default checksum headers on multipart uploads.
+# SeaweedFS (and other S3-compatibles) reject the newer default checksum headers on multipart uploads;
+# and botocore computes no checksum of its own: every request that carries bytes carries ours
+# (destinations/s3.py), so botocore adding one would hash every byte again.
 CLIENT_CONFIG = dict(
     request_checksum_calculation="when_required",
     response_checksum_validation="when_required",
@@ -78,11 +80,19 @@ def open_s3(cfg: DestinationConfig, prefix: str, env: Mapping[str, str]) -> S3De
             kwargs["aws_secret_access_key"] = _secret(env["AWS_SECRET_ACCESS_KEY"])
             kwargs["aws_session_token"] = _secret(env.get("AWS_SESSION_TOKEN") or None)
     region = cfg.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ("us-east-1" if endpoint else None)
-    config = Config(**CLIENT_CONFIG, s3={"addressing_style": "path"} if endpoint else {})
+    s3_options = {"addressing_style": "path"} if endpoint else {}
     try:
-        client = _session(env, cfg.aws_profile).client(
-            "s3", endpoint_url=endpoint, region_name=region, config=config, **kwargs
+        session = _session(env, cfg.aws_profile)
+        client = session.client(
+            "s3", endpoint_url=endpoint, region_name=region, config=Config(**CLIENT_CONFIG, s3=s3_options), **kwargs
         )
+        if str(client.meta.endpoint_url).startswith("https://"):
+            # Over TLS, SigV4 need not hash the payload: every request that carries bytes also carries a
+            # checksum of them the store verifies. botocore skips that SHA-256 pass by itself only when a
+            # Content-MD5 header is there, and parts carry x-amz-checksum-crc32c instead. Over plain http the
+            # payload stays signed (the only protection of the bytes on the wire).
+            unsigned = Config(**CLIENT_CONFIG, s3=s3_options | {"payload_signing_enabled": False})
+            client = session.client("s3", endpoint_url=endpoint, region_name=region, config=unsigned, **kwargs)
     except ProfileNotFound as exc:
         raise ConfigError(
             "destination.aws_profile",

@@ -70,14 +70,15 @@ def passthrough_mode() -> str:
 
 
 OVERLAP_PENDING_BYTES = 4 * 1024 * 1024  # bytes handed to an upload thread and not yet taken by it
-OVERLAP_KINDS = frozenset({"s3", "gcs", "azure"})
+# S3 is not here: its upload sends parts on threads of its own, with a bound on the bytes it holds.
+OVERLAP_KINDS = frozenset({"gcs", "azure"})
 
 
 class OverlappedUpload:
     """A PartUpload whose writes run on a thread of their own, so encoding goes on while a part uploads.
 
-    Object stores upload a part inside `write` (S3: 8 MB multipart parts, synchronously): without this the
-    encoder waits for every part. At most OVERLAP_PENDING_BYTES wait between the two threads; the thread
+    GCS and Azure upload a chunk or block inside `write`, synchronously: without this the encoder waits for
+    every one. At most OVERLAP_PENDING_BYTES wait between the two threads; the thread
     takes everything pending in one `write` call. A failed write is raised by the next `write` or by
     `commit`, which first waits for every byte to be written; `abort` drops what is pending."""
 
@@ -142,7 +143,7 @@ class OverlappedUpload:
 
 
 def open_part(dest: Destination, key: str, replace: ObjectInfo | None) -> PartUpload:
-    """The destination's part upload; for object stores, one whose uploads overlap encoding."""
+    """The destination's part upload; for GCS and Azure, one whose uploads overlap encoding (S3's do anyway)."""
     upload = dest.open_part(key, replace)
     return OverlappedUpload(upload) if dest.kind in OVERLAP_KINDS else upload
 

@@ -10,7 +10,9 @@ from rivet.destinations.base import PartUpload
 class DigestSink:
     """File-like enough for pyarrow writers; computes size, XXH3, MD5 and CRC32C while writing, never re-reading.
 
-    The CRC32C is what stores report for objects whose ETag is no MD5 (S3 multipart, SSE-KMS)."""
+    The CRC32C is what stores report for objects whose ETag is no MD5 (S3 multipart, SSE-KMS). An upload
+    that would hash the same bytes again for its own checks (`hashed_by`, the S3 upload) is told of these
+    digests instead (destinations.base.WriterDigests), so each byte is hashed with MD5 once."""
 
     def __init__(self, upload: PartUpload) -> None:
         self._upload = upload
@@ -18,6 +20,14 @@ class DigestSink:
         self._crc32c = Crc32cTracker()
         self.closed = False
         self._discarded = False
+        hashed_by = getattr(upload, "hashed_by", None)
+        if callable(hashed_by):
+            hashed_by(self)
+
+    @property
+    def md5_digest(self) -> bytes:
+        """The raw MD5 of every byte written."""
+        return self.digest.md5_digest
 
     def discard(self) -> None:
         """The upload was aborted: drop whatever a writer still flushes (pyarrow writes its footer when the
