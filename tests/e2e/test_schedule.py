@@ -42,24 +42,30 @@ def ids_of_run(s3: S3Server, bucket: str, run: dict[str, Any]) -> list[int]:
     )
 
 
+def apply_documented_schedule(cluster: Cluster, ns: str, pg: DbServer, s3: S3Server, table: str, **spec: Any) -> str:
+    """Seed `table` and apply the schedule of docs/gitops.md, verbatim but for the test's connection,
+    table, bucket, a one-minute cron, a 50 s deadline and `spec`; return the bucket."""
+    seed_incremental(pg, table)
+    bucket = unique_name()
+    s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pg.url, s3)
+    doc = yaml.safe_load(snippets()["schedule"])
+    del doc["metadata"]["namespace"]
+    test_spec = s3_export("unused", table, s3, bucket, "unused")["spec"]
+    template = doc["spec"]["exportTemplate"]["spec"]
+    assert template["mode"] == "incremental" and template["cursorColumn"] == "updated_at"
+    template.update(table=table, source=test_spec["source"], envFrom=test_spec["envFrom"])
+    template["destination"].update(bucket=bucket, endpoint=s3.endpoint, region="us-east-1")
+    doc["spec"].update(schedule="* * * * *", startingDeadlineSeconds=50, **spec)
+    cluster.apply(doc, ns)
+    return bucket
+
+
 def test_a_minutely_incremental_schedule_carries_its_cursor_from_run_to_run_and_prunes_history(
     cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
 ) -> None:
     ns = namespace
-    seed_incremental(pod_pg, "public.sched_e2e")
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
-    # the schedule of docs/gitops.md, verbatim but for the test's connection, table, cron and deadline
-    doc = yaml.safe_load(snippets()["schedule"])
-    del doc["metadata"]["namespace"]
-    test_spec = s3_export("unused", "public.sched_e2e", pod_s3, bucket, "unused")["spec"]
-    template = doc["spec"]["exportTemplate"]["spec"]
-    assert template["mode"] == "incremental" and template["cursorColumn"] == "updated_at"
-    template.update(table="public.sched_e2e", source=test_spec["source"], envFrom=test_spec["envFrom"])
-    template["destination"].update(bucket=bucket, endpoint=pod_s3.endpoint, region="us-east-1")
-    doc["spec"].update(schedule="* * * * *", startingDeadlineSeconds=50, successfulRunsHistoryLimit=1)
-    cluster.apply(doc, ns)
+    bucket = apply_documented_schedule(cluster, ns, pod_pg, pod_s3, "public.sched_e2e", successfulRunsHistoryLimit=1)
     cluster.kubectl("wait", "--for=condition=Ready", "rivetschedule/orders-nightly", "--timeout=60s", namespace=ns)
 
     def succeeded_run(after: str | None) -> dict[str, Any] | None:
@@ -133,18 +139,9 @@ def test_schema_policy_fail_refuses_a_run_whose_source_schema_changed_and_stalls
     cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
 ) -> None:
     ns = namespace
-    seed_incremental(pod_pg, "public.sched_schema_e2e")
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
-    doc = yaml.safe_load(snippets()["schedule"])
-    del doc["metadata"]["namespace"]
-    test_spec = s3_export("unused", "public.sched_schema_e2e", pod_s3, bucket, "unused")["spec"]
-    template = doc["spec"]["exportTemplate"]["spec"]
-    template.update(table="public.sched_schema_e2e", source=test_spec["source"], envFrom=test_spec["envFrom"])
-    template["destination"].update(bucket=bucket, endpoint=pod_s3.endpoint, region="us-east-1")
-    doc["spec"].update(schedule="* * * * *", startingDeadlineSeconds=50, schemaChangePolicy="fail")
-    cluster.apply(doc, ns)
+    bucket = apply_documented_schedule(
+        cluster, ns, pod_pg, pod_s3, "public.sched_schema_e2e", schemaChangePolicy="fail"
+    )
 
     def schedule_status() -> dict[str, Any]:
         return status(cluster, ns, "rivetschedule", "orders-nightly")
