@@ -18,23 +18,10 @@ from rivet.destinations.factory import open_destination
 from rivet.destinations.stdout import StdoutDestination
 from rivet.errors import ConfigError, DestinationError
 from tests.fixtures.objectstores import AzuriteServer, S3Server, StoreHandle, free_port, unique_name
+from tests.fixtures.payloads import md5_b64, payload
 
 MiB = 1024 * 1024
 PREFIX = "exports/2026-11-22/orders/"
-
-
-def md5_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data).digest()).decode()
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    """Incompressible, reproducible bytes (distinct per seed) without holding a random generator's state."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 64
-        counter += 1
-    return bytes(out[:size])
 
 
 def stream(dest: Destination, key: str, data: bytes, piece: int = MiB, md5: bytes | None = None) -> None:

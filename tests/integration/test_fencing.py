@@ -28,20 +28,12 @@ from rivet.errors import ContractError
 from rivet.sources.factory import open_source
 from tests.fixtures.databases import DbServer, Namespace
 from tests.fixtures.objectstores import StoreHandle
+from tests.fixtures.payloads import payload
 from tests.integration.rivet_cli import rivet, write_config
 
 MiB = 1024 * 1024
 KEY = "part-000001.parquet"
 PREFIX = "fenced/orders/"
-
-
-def payload(size: int, seed: int) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 64
-        counter += 1
-    return bytes(out[:size])
 
 
 def write(upload: PartUpload, data: bytes) -> None:

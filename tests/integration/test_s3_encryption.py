@@ -13,7 +13,6 @@ no server), and only that.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
 import pytest
 
 from rivet.config.model import DestinationConfig, DestinationType
@@ -32,6 +30,9 @@ from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
 from tests.fixtures.databases import DbServer, Namespace
 from tests.fixtures.objectstores import S3Server, _spawn, _weed_binary, free_port, unique_name
+from tests.fixtures.payloads import crc32c_b64 as crc32c
+from tests.fixtures.payloads import md5_b64 as md5
+from tests.fixtures.payloads import payload
 from tests.integration.rivet_cli import rivet, write_config
 
 MiB = 1024 * 1024
@@ -89,23 +90,6 @@ def kms_s3() -> Iterator[S3Server]:
         yield server
     finally:
         proc.stop()  # by its own PID
-
-
-def crc32c(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
-
-
-def md5(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data).digest()).decode()
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 64
-        counter += 1
-    return bytes(out[:size])
 
 
 def sse_yaml(server: S3Server, bucket: str, sse: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ upload takes its MD5 from the sink (`hashed_by`) and checks the sink's CRC32C ag
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -17,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
 import pytest
 
 from rivet.config.model import DestinationConfig, DestinationType
@@ -29,26 +27,12 @@ from rivet.engine import fastpath
 from rivet.errors import DestinationError
 from rivet.formats.sink import DigestSink
 from tests.fixtures.objectstores import S3Server, unique_name
+from tests.fixtures.payloads import crc32c_b64 as crc32c
+from tests.fixtures.payloads import md5_b64 as md5
+from tests.fixtures.payloads import payload
 
 MiB = 1024 * 1024
 PREFIX = "exports/orders/"
-
-
-def crc32c(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
-
-
-def md5(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data).digest()).decode()
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 64
-        counter += 1
-    return bytes(out[:size])
 
 
 @pytest.fixture

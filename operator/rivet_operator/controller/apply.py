@@ -60,13 +60,34 @@ def _owner(kind: Kind, body: dict[str, Any], namespace: str) -> Owner:
     return Owner(f"{GROUP}/{VERSION}", kind.kind, meta["name"], meta["uid"], namespace)
 
 
-async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.datetime) -> Observed | None:
+async def _get_live(kube: Kube, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+    """The object, or None when it is gone or being deleted (nothing to reconcile)."""
     body = await kube.get_custom(kind.plural, namespace, name)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return None
+    return body
+
+
+def _observed(kind: Kind, body: dict[str, Any], namespace: str, now: dt.datetime, **children: Any) -> Observed:
+    """The fields every kind's Observed takes from the object itself; `children` adds what was listed."""
     meta = body["metadata"]
-    owner = _owner(kind, body, namespace)
-    selector = names.owned_selector(owner)
+    return Observed(
+        owner=_owner(kind, body, namespace),
+        generation=int(meta.get("generation") or 1),
+        spec=dict(body.get("spec") or {}),
+        status=dict(body.get("status") or {}),
+        now=now,
+        annotations=dict(meta.get("annotations") or {}),
+        body=body,
+        **children,
+    )
+
+
+async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.datetime) -> Observed | None:
+    body = await _get_live(kube, kind, namespace, name)
+    if body is None:
+        return None
+    selector = names.owned_selector(_owner(kind, body, namespace))
     jobs = await kube.list_jobs(namespace, selector)
     pods = await kube.list_pods(namespace, selector)
     cms = await kube.list_configmaps(namespace, selector)
@@ -77,13 +98,11 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
     ref = ((body.get("spec") or {}).get("exportRef") or {}).get("name")
     if kind.references_export and ref:
         export = await kube.get_custom("rivetexports", namespace, ref)
-    return Observed(
-        owner=owner,
-        generation=int(meta.get("generation") or 1),
-        spec=dict(body.get("spec") or {}),
-        status=dict(body.get("status") or {}),
-        now=now,
-        annotations=dict(meta.get("annotations") or {}),
+    return _observed(
+        kind,
+        body,
+        namespace,
+        now,
         jobs=tuple(view(j, by_job.get(j["metadata"]["name"], [])) for j in jobs),
         pods=tuple(
             PodView(p["metadata"]["name"], ((p["metadata"].get("labels") or {}).get(names.L_RUN, "")), pod_active(p))
@@ -99,27 +118,16 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
             for cm in cms
         ),
         export=export,
-        body=body,
     )
 
 
 async def observe_schedule(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.datetime) -> Observed | None:
     """A RivetSchedule and the RivetExports carrying its label: two calls, however many objects exist."""
-    body = await kube.get_custom(kind.plural, namespace, name)
-    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+    body = await _get_live(kube, kind, namespace, name)
+    if body is None:
         return None
-    meta = body["metadata"]
     runs = await kube.list_custom("rivetexports", namespace, schedule_selector(name))
-    return Observed(
-        owner=_owner(kind, body, namespace),
-        generation=int(meta.get("generation") or 1),
-        spec=dict(body.get("spec") or {}),
-        status=dict(body.get("status") or {}),
-        now=now,
-        annotations=dict(meta.get("annotations") or {}),
-        body=body,
-        children=tuple(runs),
-    )
+    return _observed(kind, body, namespace, now, children=tuple(runs))
 
 
 def ours(obj: dict[str, Any] | None, owner: Owner) -> bool:
