@@ -27,14 +27,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import cluster_bed
 from rivet_operator.api.spec import run_fingerprint
 from rivet_operator.api.status import for_phase
 from rivet_operator.runtime.client import Kube
 from rivet_operator.runtime.login import api_client
-from tests.e2e.conftest import TESTBED_JSON, Cluster
+from tests.e2e.conftest import Cluster
 from tests.e2e.operator_env import Operator
-from tests.fixtures.databases import start_postgres
-from tests.fixtures.objectstores import start_seaweedfs
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -46,13 +45,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def api_requests(port: int) -> float:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -60,28 +52,6 @@ def api_requests(port: int) -> float:
     except OSError:
         return 0.0
     return sum(float(m) for m in re.findall(r"^rivet_api_requests_total\{[^}]*\} (\S+)$", text, re.M))
-
-
-def spec_for(s3_endpoint: str, bucket: str, table: str) -> dict[str, Any]:
-    return {
-        "source": {"type": "postgres", "urlFrom": {"secretKeyRef": {"name": "src", "key": "url"}}},
-        "table": table,
-        "mode": "chunked",
-        "chunkColumn": "id",
-        "chunkSize": 1000,
-        "parallelism": 2,
-        "format": "parquet",
-        "destination": {
-            "type": "s3",
-            "bucket": bucket,
-            "prefix": "{export}/{run_id}/",
-            "endpoint": s3_endpoint,
-            "region": "us-east-1",
-            "accessKeyEnv": "AWS_ACCESS_KEY_ID",
-            "secretKeyEnv": "AWS_SECRET_ACCESS_KEY",
-        },
-        "envFrom": [{"secretRef": {"name": "lake"}}],
-    }
 
 
 def finished_status(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +117,7 @@ def measure(
         peak = 0.0
         while (elapsed := time.monotonic() - t0) < seconds:
             time.sleep(1)
-            peak = max(peak, rss_mb(pid))
+            peak = max(peak, cluster_bed.rss_mb(pid))
             if half is None and elapsed >= seconds / 2:
                 half = (time.monotonic(), cpu_seconds(pid), api_requests(port))
         t1, cpu1, req1 = time.monotonic(), cpu_seconds(pid), api_requests(port)
@@ -170,8 +140,8 @@ def measure(
             "api_requests_per_s": round(req1 / (t1 - t0), 3),
             "api_requests_total": int(req1),
             "api_requests_per_s_second_half": round((req1 - half[2]) / (t1 - half[0]), 3),
-            "rss_mb_end": round(rss_mb(pid), 1),
-            "rss_mb_peak": round(max(peak, rss_mb(pid)), 1),
+            "rss_mb_end": round(cluster_bed.rss_mb(pid), 1),
+            "rss_mb_peak": round(max(peak, cluster_bed.rss_mb(pid)), 1),
             "small_export_to_ready_s": round(to_ready, 1),
             "api_requests_for_small_export": int(req2 - req1),
         }
@@ -189,11 +159,7 @@ def main() -> int:
     ap.add_argument("--out", default="operator_load.json", help="file name under bench/ for the results")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    info = json.loads(TESTBED_JSON.read_text())
-    cluster = Cluster(info["kubeconfig"], info["image"], info["host_address"], info["kubectl"], "Never", True)
-    cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    pg = start_postgres(host=info["host_address"])
-    s3 = start_seaweedfs(host=info["host_address"])
+    _, cluster, pg, s3 = cluster_bed.bed()
     results: list[dict[str, Any]] = []
     try:
         pg.execute("CREATE TABLE public.load (id bigint PRIMARY KEY, v text)")
@@ -204,26 +170,17 @@ def main() -> int:
             cluster.kubectl("create", "namespace", ns)
             try:
                 cluster.wait_default_serviceaccount(ns)
-                for manifest in (
-                    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src"}, "stringData": {"url": pg.url}},
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Secret",
-                        "metadata": {"name": "lake"},
-                        "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
-                    },
-                ):
-                    cluster.create(manifest, ns)
-                spec = spec_for(s3.endpoint, "load", "public.load")
+                cluster_bed.create_secrets(cluster, ns, pg, s3)
+                spec = cluster_bed.export_spec(
+                    s3, "load", "public.load", "{export}/{run_id}/", chunkSize=1000, parallelism=2, format="parquet"
+                )
                 result = measure(cluster, ns, count, args.seconds, spec, args.metrics_port, args)
                 results.append(result)
                 print(json.dumps(result), flush=True)
             finally:
                 cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
     finally:
-        if s3.process:
-            s3.process.stop()
-        pg.stop()
+        cluster_bed.stop(pg, s3)
     keys = [k for k in results[0] if k != "finished_exports"] if results else []
     print(f"\n{'finished RivetExports':<34}" + "".join(f"{r['finished_exports']:>12}" for r in results))
     for key in keys:

@@ -20,24 +20,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import cluster_bed
 from rivet.config.loader import load_config_text
 from rivet.engine.planning import plan_for
-from tests.e2e.conftest import TESTBED_JSON, Cluster
+from tests.e2e.conftest import Cluster
 from tests.e2e.operator_env import Operator
-from tests.fixtures.databases import start_postgres
-from tests.fixtures.objectstores import S3Server, start_seaweedfs
+from tests.fixtures.objectstores import S3Server
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def main() -> int:
@@ -47,61 +37,32 @@ def main() -> int:
     ap.add_argument("--baseline-jobs", type=int, default=96, help="bare Jobs timed to estimate per-chunk Job cost")
     ap.add_argument("--baseline-only", action="store_true", help="time the bare Jobs alone (re-measure on a quiet bed)")
     args = ap.parse_args()
-    info = json.loads(TESTBED_JSON.read_text())
-    cluster = Cluster(info["kubeconfig"], info["image"], info["host_address"], info["kubectl"], "Never", True)
-    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    info, cluster, pg, s3 = cluster_bed.bed()
     ns = f"bench-scale-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
-    pg = start_postgres(host=info["host_address"])
-    s3 = start_seaweedfs(host=info["host_address"])
     op = Operator(cluster, ns, Path(tempfile.mkdtemp()) / "operator.log")
     try:
         pg.execute("CREATE TABLE public.scale (id bigint PRIMARY KEY, v text)")
         pg.execute(f"INSERT INTO public.scale SELECT g, 'v' || g FROM generate_series(1, {args.chunks * 5}) g")
         s3.client().create_bucket(Bucket="scale")
-        for manifest in (
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src"}, "stringData": {"url": pg.url}},
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "lake"},
-                "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
-            },
-        ):
-            cluster.create(manifest, ns)
-        spec = {
-            "source": {"type": "postgres", "urlFrom": {"secretKeyRef": {"name": "src", "key": "url"}}},
-            "table": "public.scale",
-            "mode": "chunked",
-            "chunkColumn": "id",
-            "chunkSize": 5,
-            "parallelism": args.parallelism,
-            "format": "csv",
-            "destination": {
-                "type": "s3",
-                "bucket": "scale",
-                "prefix": "s/",
-                "endpoint": s3.endpoint,
-                "region": "us-east-1",
-                "accessKeyEnv": "AWS_ACCESS_KEY_ID",
-                "secretKeyEnv": "AWS_SECRET_ACCESS_KEY",
-            },
-            "envFrom": [{"secretRef": {"name": "lake"}}],
-        }
+        cluster_bed.create_secrets(cluster, ns, pg, s3)
+        spec = cluster_bed.export_spec(
+            s3, "scale", "public.scale", "s/", chunkSize=5, parallelism=args.parallelism, format="csv"
+        )
         # baseline: bare Jobs running the same command, `parallelism` at a time, no operator involved
         base_t = baseline(cluster, ns, info, args, pg.url, s3)
         if args.baseline_only:
             print(json.dumps({"baseline_jobs": args.baseline_jobs, "s_per_job": round(base_t / args.baseline_jobs, 3)}))
             return 0
         op.start()
-        peak = 0
+        peak = 0.0
         t0 = time.monotonic()
         cluster.apply(
             {"apiVersion": "rivet.dev/v1alpha1", "kind": "RivetExport", "metadata": {"name": "scale"}, "spec": spec}, ns
         )
         st: dict[str, Any] = {}
         while True:
-            peak = max(peak, rss_kb(op.proc.pid) if op.proc else 0)
+            peak = max(peak, cluster_bed.rss_mb(op.proc.pid) if op.proc else 0.0)
             st = cluster.get_json("rivetexport", "scale", namespace=ns).get("status") or {}
             if st.get("phase") in ("Succeeded", "Failed"):
                 break
@@ -122,7 +83,7 @@ def main() -> int:
             "status_bytes": len(json.dumps(st)),
             "ledger_configmaps": len(ledgers),
             "ledger_bytes": ledger_bytes,
-            "operator_peak_rss_mb": round(peak / 1024, 1),
+            "operator_peak_rss_mb": round(peak, 1),
         }
         print(json.dumps(result, indent=2))
         (REPO / "bench" / "operator_scale.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -134,9 +95,7 @@ def main() -> int:
     finally:
         op.stop()
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-        if s3.process:
-            s3.process.stop()
-        pg.stop()
+        cluster_bed.stop(pg, s3)
 
 
 def baseline(

@@ -1,0 +1,74 @@
+"""What the operator benchmarks share: the test bed's cluster, PostgreSQL and SeaweedFS on the bridge
+address, the two Secrets an export reads, an export spec writing to that S3, and a process's RSS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import TESTBED_JSON, Cluster
+from tests.fixtures.databases import DbServer, start_postgres
+from tests.fixtures.objectstores import S3Server, start_seaweedfs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bed() -> tuple[dict[str, Any], Cluster, DbServer, S3Server]:
+    """The test bed's facts and cluster (CRDs applied), with PostgreSQL and SeaweedFS started where pods
+    reach them. The caller stops the servers."""
+    info = json.loads(TESTBED_JSON.read_text())
+    cluster = Cluster(info["kubeconfig"], info["image"], info["host_address"], info["kubectl"], "Never", True)
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    return info, cluster, start_postgres(host=info["host_address"]), start_seaweedfs(host=info["host_address"])
+
+
+def stop(pg: DbServer, s3: S3Server) -> None:
+    if s3.process:
+        s3.process.stop()
+    pg.stop()
+
+
+def create_secrets(cluster: Cluster, ns: str, pg: DbServer, s3: S3Server) -> None:
+    """`src` (key url: the database URL) and `lake` (the S3 keys), as the specs below read them."""
+    for manifest in (
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src"}, "stringData": {"url": pg.url}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "lake"},
+            "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
+        },
+    ):
+        cluster.create(manifest, ns)
+
+
+def export_spec(s3: S3Server, bucket: str, table: str, prefix: str, **fields: Any) -> dict[str, Any]:
+    """A chunked PostgreSQL export of `table` to `bucket` on the bed's S3; `fields` override the rest."""
+    return {
+        "source": {"type": "postgres", "urlFrom": {"secretKeyRef": {"name": "src", "key": "url"}}},
+        "table": table,
+        "mode": "chunked",
+        "chunkColumn": "id",
+        "destination": {
+            "type": "s3",
+            "bucket": bucket,
+            "prefix": prefix,
+            "endpoint": s3.endpoint,
+            "region": "us-east-1",
+            "accessKeyEnv": "AWS_ACCESS_KEY_ID",
+            "secretKeyEnv": "AWS_SECRET_ACCESS_KEY",
+        },
+        "envFrom": [{"secretRef": {"name": "lake"}}],
+    } | fields
+
+
+def rss_mb(pid: int) -> float:
+    """Current RSS of `pid` (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
