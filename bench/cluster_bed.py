@@ -1,5 +1,5 @@
 """What the operator benchmarks share: the test bed's cluster, PostgreSQL and SeaweedFS on the bridge
-address, the two Secrets an export reads, an export spec writing to that S3, and a process's RSS."""
+address, the two Secrets an export reads and an export spec writing to that S3."""
 
 from __future__ import annotations
 
@@ -61,14 +61,3 @@ def export_spec(s3: S3Server, bucket: str, table: str, prefix: str, **fields: An
         },
         "envFrom": [{"secretRef": {"name": "lake"}}],
     } | fields
-
-
-def rss_mb(pid: int) -> float:
-    """Current RSS of `pid` (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import cluster_bed
+from bench import cluster_bed, procstat
 from rivet_operator.api.spec import run_fingerprint
 from rivet_operator.api.status import for_phase
 from rivet_operator.runtime.client import Kube
@@ -36,13 +36,7 @@ from tests.e2e.conftest import Cluster
 from tests.e2e.operator_env import Operator
 
 REPO = Path(__file__).resolve().parents[1]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NOW = "2026-11-22T02:00:00Z"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
 def api_requests(port: int) -> float:
@@ -112,15 +106,15 @@ def measure(
     pid = op.proc.pid
     try:
         t0 = time.monotonic()
-        cpu0 = cpu_seconds(pid)
+        cpu0 = procstat.cpu_seconds(pid)
         half: tuple[float, float, float] | None = None
         peak = 0.0
         while (elapsed := time.monotonic() - t0) < seconds:
             time.sleep(1)
-            peak = max(peak, cluster_bed.rss_mb(pid))
+            peak = max(peak, procstat.rss_mb(pid))
             if half is None and elapsed >= seconds / 2:
-                half = (time.monotonic(), cpu_seconds(pid), api_requests(port))
-        t1, cpu1, req1 = time.monotonic(), cpu_seconds(pid), api_requests(port)
+                half = (time.monotonic(), procstat.cpu_seconds(pid), api_requests(port))
+        t1, cpu1, req1 = time.monotonic(), procstat.cpu_seconds(pid), api_requests(port)
         assert half is not None
         # time to Ready of a small export applied beside the finished ones
         ready_t0 = time.monotonic()
@@ -140,8 +134,8 @@ def measure(
             "api_requests_per_s": round(req1 / (t1 - t0), 3),
             "api_requests_total": int(req1),
             "api_requests_per_s_second_half": round((req1 - half[2]) / (t1 - half[0]), 3),
-            "rss_mb_end": round(cluster_bed.rss_mb(pid), 1),
-            "rss_mb_peak": round(max(peak, cluster_bed.rss_mb(pid)), 1),
+            "rss_mb_end": round(procstat.rss_mb(pid), 1),
+            "rss_mb_peak": round(max(peak, procstat.rss_mb(pid)), 1),
             "small_export_to_ready_s": round(to_ready, 1),
             "api_requests_for_small_export": int(req2 - req1),
         }

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import cluster_bed
+from bench import cluster_bed, procstat
 from rivet.config.loader import load_config_text
 from rivet.engine.planning import plan_for
 from tests.e2e.conftest import Cluster
@@ -62,7 +62,7 @@ def main() -> int:
         )
         st: dict[str, Any] = {}
         while True:
-            peak = max(peak, cluster_bed.rss_mb(op.proc.pid) if op.proc else 0.0)
+            peak = max(peak, procstat.rss_mb(op.proc.pid) if op.proc else 0.0)
             st = cluster.get_json("rivetexport", "scale", namespace=ns).get("status") or {}
             if st.get("phase") in ("Succeeded", "Failed"):
                 break
