@@ -13,6 +13,7 @@ from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, Conte
 from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, b64, check_key, is_own_commit, part_conflict
 from rivet.destinations.azure_errors import AZURE_ERRORS, AzureErrors, is_blob_missing, is_condition_lost
+from rivet.destinations.base import WriterDigests
 from rivet.errors import DestinationError
 
 BLOCK_SIZE = 8 * 1024 * 1024
@@ -33,6 +34,10 @@ class AzurePartUpload:
         self._md5 = Md5Tracker()
         self._blocks: list[BlobBlock] = []
         self._done = False
+
+    def hashed_by(self, digests: WriterDigests) -> None:
+        """The writer hashes every byte with MD5 (the DigestSink): no second MD5 pass here. Before the first write."""
+        self._md5.hashed_by(digests, f"azure upload az://{self._dest.name}/{self._full}")
 
     def write(self, data: bytes) -> int:
         if self._done:

@@ -10,6 +10,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, b64, check_key, is_own_commit, part_conflict
+from rivet.destinations.base import WriterDigests
 from rivet.destinations.gcs_errors import GCS_ERRORS, GcsErrors, is_not_found, is_precondition_failed
 from rivet.errors import DestinationError
 
@@ -33,6 +34,10 @@ class GcsPartUpload:
         # ifGenerationMatch: 0 creates only if absent; a generation replaces only that generation
         self._generation: int | None = 0 if replace is None else (int(replace.version) if replace.version else None)
 
+    def hashed_by(self, digests: WriterDigests) -> None:
+        """The writer hashes every byte with MD5 (the DigestSink): no second MD5 pass here. Before the first write."""
+        self._md5.hashed_by(digests, f"gcs upload gs://{self._dest.bucket.name}/{self._full}")
+
     def write(self, data: bytes) -> int:
         if self._done:
             raise DestinationError(f"gcs write gs://{self._dest.bucket.name}/{self._full}: upload already finished")
@@ -44,7 +49,9 @@ class GcsPartUpload:
             self._buf += data
             if len(self._buf) >= CHUNK_SIZE:
                 blob = self._dest.bucket.blob(self._full, chunk_size=CHUNK_SIZE)
-                self._writer = blob.open("wb", ignore_flush=True, checksum="md5", **self._condition())
+                # The library checks the stored object against its own checksum of the bytes sent: CRC32C
+                # (hardware-assisted), as MD5 is the DigestSink's and checked against this upload's CRC32C.
+                self._writer = blob.open("wb", ignore_flush=True, checksum="crc32c", **self._condition())
                 self._writer.write(bytes(self._buf))
                 self._buf = bytearray()
         except GCS_ERRORS as exc:

@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 from rivet.contract.objects import ObjectInfo
 from rivet.destinations._common import Md5Tracker, check_key, part_conflict
+from rivet.destinations.base import WriterDigests
 from rivet.errors import ContractError, DestinationError
 
 TMP_MARK = ".rivet-tmp-"
@@ -97,6 +98,10 @@ class LocalPartUpload:
             self._fh: BinaryIO = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
         except OSError as exc:
             raise _err("create", self._tmp, exc) from exc
+
+    def hashed_by(self, digests: WriterDigests) -> None:
+        """The writer hashes every byte with MD5 (the DigestSink): no second MD5 pass here. Before the first write."""
+        self._md5.hashed_by(digests, f"local upload {self._target}")
 
     def write(self, data: bytes) -> int:
         if self._done:

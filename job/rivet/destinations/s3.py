@@ -165,9 +165,7 @@ class S3PartUpload:
         self._full = dest.full_key(key)
         self._part: PartBuffer | None = None  # the part being filled
         self._size = 0
-        self._crc = Crc32cTracker()
-        self._md5: Md5Tracker | None = Md5Tracker()
-        self._writer: WriterDigests | None = None
+        self._md5 = Md5Tracker(crc32c=True)
         self._upload_id: str | None = None
         self._next = 1
         self._slots = threading.BoundedSemaphore(UPLOAD_CONCURRENCY)
@@ -187,10 +185,7 @@ class S3PartUpload:
 
     def hashed_by(self, digests: WriterDigests) -> None:
         """The writer hashes every byte it writes (MD5 and CRC32C): no second MD5 pass here. Before the first write."""
-        if self._size:
-            raise DestinationError(f"s3 upload s3://{self._dest.bucket}/{self._full}: hashed_by after a write")
-        self._writer = digests
-        self._md5 = None
+        self._md5.hashed_by(digests, f"s3 upload s3://{self._dest.bucket}/{self._full}")
 
     def _condition(self) -> dict[str, str]:
         """Create-only unless replacing a known version; a replace without an ETag is unconditional."""
@@ -206,9 +201,7 @@ class S3PartUpload:
             data = bytes(data)
         if not data:
             return 0
-        self._crc.update(data)
-        if self._md5 is not None:
-            self._md5.update(data)
+        self._md5.update(data)
         self._size += len(data)
         start = 0
         while start < len(data):
@@ -297,35 +290,16 @@ class S3PartUpload:
         for sender in senders:
             sender.join()
 
-    def _check_digests(self, content_md5: bytes | None, where: str) -> bytes:
-        """The object's MD5: checked against the caller's, and the writer's digests against these bytes."""
-        if self._md5 is not None:
-            return self._md5.verify(content_md5, where)
-        assert self._writer is not None
-        own, theirs = self._crc.b64(), self._writer.crc32c
-        if own != theirs:
-            raise DestinationError(
-                f"{where}: the {self._size} bytes written (CRC32C {own}) are not the bytes their writer "
-                f"hashed (CRC32C {theirs}); nothing was published"
-            )
-        actual = self._writer.md5_digest
-        if content_md5 is not None and content_md5 != actual:
-            raise DestinationError(
-                f"{where}: content MD5 given at commit ({b64(content_md5)}) does not match the "
-                f"{self._size} bytes written ({b64(actual)}); nothing was published"
-            )
-        return actual
-
     def commit(self, content_md5: bytes | None = None) -> None:
         if self._done:
             raise DestinationError(f"s3 commit s3://{self._dest.bucket}/{self._full}: upload already finished")
         client, bucket = self._dest.client, self._dest.bucket
         try:
-            digest = self._check_digests(content_md5, f"s3 commit s3://{bucket}/{self._full}")
+            digest = self._md5.verify(content_md5, f"s3 commit s3://{bucket}/{self._full}")
         except DestinationError:
             self._abort_quietly()
             raise
-        crc = self._crc.b64()
+        crc = self._md5.crc32c()
         if self._upload_id is None:
             self._done = True
             body, self._part = self._part, None

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from rivet.config.model import Compression, Format, SourceType
 from rivet.contract.objects import ObjectInfo
-from rivet.destinations.base import Destination, PartUpload
+from rivet.destinations.base import Destination, PartUpload, WriterDigests
 from rivet.engine import signals
 from rivet.formats.sink import DigestSink
 from rivet.formats.writer import open_writer
@@ -171,6 +171,12 @@ class OverlappedUpload:
     def abort(self) -> None:
         self._finish(drop=True)
         self._upload.abort()
+
+    def hashed_by(self, digests: WriterDigests) -> None:
+        """Passed on to the upload (before any write, so before its thread sees a byte)."""
+        hashed_by = getattr(self._upload, "hashed_by", None)
+        if callable(hashed_by):
+            hashed_by(digests)
 
 
 def open_part(dest: Destination, key: str, replace: ObjectInfo | None) -> PartUpload:
