@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import TESTBED_JSON, Cluster
+from tests.e2e.test_operator import s3_export, secrets_for
 from tests.fixtures.databases import DbServer, start_postgres
 from tests.fixtures.objectstores import S3Server, start_seaweedfs
 
@@ -30,34 +31,11 @@ def stop(pg: DbServer, s3: S3Server) -> None:
 
 
 def create_secrets(cluster: Cluster, ns: str, pg: DbServer, s3: S3Server) -> None:
-    """`src` (key url: the database URL) and `lake` (the S3 keys), as the specs below read them."""
-    for manifest in (
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src"}, "stringData": {"url": pg.url}},
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "lake"},
-            "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
-        },
-    ):
-        cluster.create(manifest, ns)
+    """`src` (key url: the database URL) and `lake` (the S3 keys), as the e2e tests create them."""
+    secrets_for(cluster, ns, pg.url, s3)
 
 
 def export_spec(s3: S3Server, bucket: str, table: str, prefix: str, **fields: Any) -> dict[str, Any]:
-    """A chunked PostgreSQL export of `table` to `bucket` on the bed's S3; `fields` override the rest."""
-    return {
-        "source": {"type": "postgres", "urlFrom": {"secretKeyRef": {"name": "src", "key": "url"}}},
-        "table": table,
-        "mode": "chunked",
-        "chunkColumn": "id",
-        "destination": {
-            "type": "s3",
-            "bucket": bucket,
-            "prefix": prefix,
-            "endpoint": s3.endpoint,
-            "region": "us-east-1",
-            "accessKeyEnv": "AWS_ACCESS_KEY_ID",
-            "secretKeyEnv": "AWS_SECRET_ACCESS_KEY",
-        },
-        "envFrom": [{"secretRef": {"name": "lake"}}],
-    } | fields
+    """The e2e tests' chunked PostgreSQL export of `table` to `bucket` on the bed's S3; `fields` override."""
+    spec: dict[str, Any] = s3_export("bench", table, s3, bucket, prefix, **fields)["spec"]
+    return spec
