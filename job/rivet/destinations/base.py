@@ -16,8 +16,8 @@ __all__ = ["Destination", "ObjectInfo", "PartUpload", "WriterDigests"]
 class WriterDigests(Protocol):
     """Digests a PartUpload's writer (`formats.sink.DigestSink`) keeps of exactly the bytes it hands to the
     upload's `write`, in order. An upload told of them (`hashed_by`) need not hash those bytes again for
-    the same digest: the S3 upload then keeps only a CRC32C of its own, which commit checks against
-    `crc32c`, instead of a second MD5 pass."""
+    the same digest: it then keeps only a CRC32C of its own (`_common.Md5Tracker`), which commit checks
+    against `crc32c`, instead of a second MD5 pass."""
 
     @property
     def md5_digest(self) -> bytes:

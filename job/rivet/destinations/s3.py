@@ -164,8 +164,7 @@ class S3PartUpload:
         self._key = key
         self._full = dest.full_key(key)
         self._part: PartBuffer | None = None  # the part being filled
-        self._size = 0
-        self._md5 = Md5Tracker(crc32c=True)
+        self._md5 = Md5Tracker(crc32c=True)  # also counts the bytes written (`size`)
         self._upload_id: str | None = None
         self._next = 1
         self._slots = threading.BoundedSemaphore(UPLOAD_CONCURRENCY)
@@ -202,7 +201,6 @@ class S3PartUpload:
         if not data:
             return 0
         self._md5.update(data)
-        self._size += len(data)
         start = 0
         while start < len(data):
             if self._part is None:
@@ -354,7 +352,7 @@ class S3PartUpload:
             found = self._dest.head(self._key)
         except DestinationError:
             found = None
-        if is_own_commit(found, self._size, digest, crc):
+        if is_own_commit(found, self._md5.size, digest, crc):
             return
         raise part_conflict(f"s3 {action} s3://{self._dest.bucket}/{self._full}", self._replace) from exc
 

@@ -11,7 +11,7 @@ class DigestSink:
     """File-like enough for pyarrow writers; computes size, XXH3, MD5 and CRC32C while writing, never re-reading.
 
     The CRC32C is what stores report for objects whose ETag is no MD5 (S3 multipart, SSE-KMS). An upload
-    that would hash the same bytes again for its own checks (`hashed_by`, the S3 upload) is told of these
+    that would hash the same bytes again for its own checks (`hashed_by`: every store's) is told of these
     digests instead (destinations.base.WriterDigests), so each byte is hashed with MD5 once."""
 
     def __init__(self, upload: PartUpload) -> None:
