@@ -1,7 +1,7 @@
 """The S3 upload path against SeaweedFS (SigV4 enforced): every request that carries bytes carries a checksum
 of them that the server checks, each byte is hashed with MD5 once, and the bytes an upload holds are bounded.
 
-The part uploads run the way the pipeline runs them: `fastpath.open_part` then a `DigestSink` on top, so the
+The part uploads run the way the pipeline runs them: `dest.open_part` then a `DigestSink` on top, so the
 upload takes its MD5 from the sink (`hashed_by`) and checks the sink's CRC32C against its own.
 """
 
@@ -22,7 +22,6 @@ from rivet.destinations import s3 as s3_module
 from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
 from rivet.destinations.s3 import S3Destination, S3PartUpload
-from rivet.engine import fastpath
 from rivet.errors import DestinationError
 from rivet.formats.sink import DigestSink
 from tests.fixtures.objectstores import S3Server, unique_name
@@ -57,7 +56,7 @@ def open_dest(server: S3Server, bucket: str, endpoint: str | None = None) -> S3D
 
 def export(dest: Destination, key: str, data: bytes, piece: int = MiB) -> DigestSink:
     """What `pipeline.export_part` does with a part's encoded bytes."""
-    upload = fastpath.open_part(dest, key, None)
+    upload = dest.open_part(key)
     sink = DigestSink(upload)
     for start in range(0, len(data), piece):
         sink.write(data[start : start + piece])
@@ -212,8 +211,8 @@ def test_a_writer_faster_than_the_store_is_held_to_a_few_parts_in_memory(
 ) -> None:
     dest = open_dest(s3_server, bucket)
     slow = SlowParts(dest, delay_s=0.3)
-    upload = fastpath.open_part(dest, "part-000001.csv", None)
-    assert isinstance(upload, S3PartUpload)  # S3 uploads overlap encoding themselves: no OverlappedUpload
+    upload = dest.open_part("part-000001.csv")
+    assert isinstance(upload, S3PartUpload)  # S3 uploads send parts on threads of their own
     sink = DigestSink(upload)
     bound = (s3_module.UPLOAD_CONCURRENCY + 1) * s3_module.PART_SIZE
     size = 12 * s3_module.PART_SIZE  # 96 MiB, written as fast as memory allows
@@ -239,7 +238,7 @@ def test_a_writer_faster_than_the_store_is_held_to_a_few_parts_in_memory(
 def test_a_part_the_store_refuses_fails_the_upload_and_leaves_nothing(s3_server: S3Server, bucket: str) -> None:
     """A real failure mid-way: the multipart upload is aborted behind the writer's back (NoSuchUpload)."""
     dest = open_dest(s3_server, bucket)
-    upload = fastpath.open_part(dest, "part-000001.csv", None)
+    upload = dest.open_part("part-000001.csv")
     sink = DigestSink(upload)
     sink.write(payload(9 * MiB))  # one part handed off: the multipart upload exists
     raw = s3_server.client()

@@ -111,7 +111,10 @@ class Md5Tracker:
     def verify(self, expected: bytes | None, where: str) -> bytes:
         """Return the digest; raise if the caller's MD5 is not the MD5 of the bytes we were given."""
         if self._writer is not None:
-            own, theirs = self.crc32c(), self._writer.crc32c
+            # The writer's first: reading it waits until the writer has handed over every byte it took
+            # (the DigestSink writes from a thread of its own), so this upload's own CRC32C is complete.
+            theirs = self._writer.crc32c
+            own = self.crc32c()
             if own != theirs:
                 raise DestinationError(
                     f"{where}: the {self.size} bytes written (CRC32C {own}) are not the bytes their writer "

@@ -17,15 +17,16 @@ class WriterDigests(Protocol):
     """Digests a PartUpload's writer (`formats.sink.DigestSink`) keeps of exactly the bytes it hands to the
     upload's `write`, in order. An upload told of them (`hashed_by`) need not hash those bytes again for
     the same digest: it then keeps only a CRC32C of its own (`_common.Md5Tracker`), which commit checks
-    against `crc32c`, instead of a second MD5 pass."""
+    against `crc32c`, instead of a second MD5 pass. Reading either digest first waits until the writer
+    has handed every byte it took to the upload (and ends its writing)."""
 
     @property
     def md5_digest(self) -> bytes:
-        """The raw MD5 of every byte written so far."""
+        """The raw MD5 of every byte written."""
 
     @property
     def crc32c(self) -> str:
-        """base64 of the big-endian CRC32C of every byte written so far."""
+        """base64 of the big-endian CRC32C of every byte written."""
 
 
 class PartUpload(Protocol):

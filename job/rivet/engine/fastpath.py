@@ -21,7 +21,6 @@ import ctypes
 import io
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ import pyarrow as pa
 
 from rivet.config.model import Compression, Format, SourceType
 from rivet.contract.objects import ObjectInfo
-from rivet.destinations.base import Destination, PartUpload, WriterDigests
+from rivet.destinations.base import Destination, PartUpload
 from rivet.engine import signals
 from rivet.formats.sink import DigestSink
 from rivet.formats.writer import open_writer
@@ -100,91 +99,6 @@ def passthrough_mode() -> str:
     return "force" if raw == "force" else "auto"
 
 
-OVERLAP_PENDING_BYTES = 4 * 1024 * 1024  # bytes handed to an upload thread and not yet taken by it
-# S3 is not here: its upload sends parts on threads of its own, with a bound on the bytes it holds.
-OVERLAP_KINDS = frozenset({"gcs", "azure"})
-
-
-class OverlappedUpload:
-    """A PartUpload whose writes run on a thread of their own, so encoding goes on while a part uploads.
-
-    GCS and Azure upload a chunk or block inside `write`, synchronously: without this the encoder waits for
-    every one. At most OVERLAP_PENDING_BYTES wait between the two threads; the thread
-    takes everything pending in one `write` call. A failed write is raised by the next `write` or by
-    `commit`, which first waits for every byte to be written; `abort` drops what is pending."""
-
-    def __init__(self, upload: PartUpload, max_pending: int = OVERLAP_PENDING_BYTES) -> None:
-        self._upload = upload
-        self._max = max_pending
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._cond = threading.Condition()
-        self._closing = False
-        self._dropped = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="rivet-upload", daemon=True)
-        self._thread.start()
-
-    def write(self, data: bytes) -> int:
-        with self._cond:
-            while self._pending_bytes >= self._max and self._error is None:
-                self._cond.wait()
-            if self._error is not None:
-                raise self._error
-            self._pending.append(bytes(data))
-            self._pending_bytes += len(data)
-            self._cond.notify_all()
-        return len(data)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if self._dropped or (self._closing and not self._pending):
-                    return
-                items, self._pending, self._pending_bytes = self._pending, [], 0
-                self._cond.notify_all()
-            try:
-                self._upload.write(items[0] if len(items) == 1 else b"".join(items))
-            except BaseException as exc:  # handed to the encoder thread
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify_all()
-                return
-
-    def _finish(self, drop: bool) -> None:
-        with self._cond:
-            self._closing = True
-            self._dropped = drop
-            if drop:
-                self._pending, self._pending_bytes = [], 0
-            self._cond.notify_all()
-        self._thread.join()
-
-    def commit(self, content_md5: bytes | None = None) -> None:
-        self._finish(drop=False)
-        if self._error is not None:
-            raise self._error
-        self._upload.commit(content_md5)
-
-    def abort(self) -> None:
-        self._finish(drop=True)
-        self._upload.abort()
-
-    def hashed_by(self, digests: WriterDigests) -> None:
-        """Passed on to the upload (before any write, so before its thread sees a byte)."""
-        hashed_by = getattr(self._upload, "hashed_by", None)
-        if callable(hashed_by):
-            hashed_by(digests)
-
-
-def open_part(dest: Destination, key: str, replace: ObjectInfo | None) -> PartUpload:
-    """The destination's part upload; for GCS and Azure, one whose uploads overlap encoding (S3's do anyway)."""
-    upload = dest.open_part(key, replace)
-    return OverlappedUpload(upload) if dest.kind in OVERLAP_KINDS else upload
-
-
 def csv_header(schema: pa.Schema) -> bytes:
     """The CSV writer's header row for `schema`, from the writer itself."""
     buf = io.BytesIO()
@@ -243,7 +157,7 @@ def export_csv_part(
         for block, n in blocks:
             signals.check()
             if upload is None:
-                upload = open_part(dest, key, replace)
+                upload = dest.open_part(key, replace)
                 sink = DigestSink(upload)
                 sink.write(csv_header(schema))
             assert sink is not None

@@ -78,7 +78,7 @@ def export_part(
                 if batch.num_rows == 0:
                     continue
                 if upload is None:
-                    upload = fastpath.open_part(dest, key, replace)  # GCS/Azure: overlapped; S3 overlaps itself
+                    upload = dest.open_part(key, replace)
                     sink = DigestSink(upload)
                     writer = open_writer(fmt, sink, schema, compression, row_group_rows, max_bytes)
                 assert writer is not None
