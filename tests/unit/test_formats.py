@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import random
 import uuid
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from rivet.config.model import Compression, Format
+from rivet.formats.csv_fast import timestamp_text
 from rivet.formats.writer import csv_text, dictionary_columns, open_writer, uuid_text
 
 
@@ -37,6 +40,36 @@ def test_csv_text_rules() -> None:
         "0001-01-01T00:00:00.000000",
         "9999-12-31T23:59:59.999999",
     ]
+
+
+def test_timestamp_text_equals_arrows_own_formatting_across_calendars_nulls_and_slices() -> None:
+    """The assembled text (formats/csv_fast.py) against pc.strftime, on batches that make its calendar of
+    days start, grow, be replaced, and be skipped for spans too wide for one (the digit path)."""
+    rng = random.Random(7)
+    day_us = 86_400_000_000
+    year1, year10000 = -62_135_596_800_000_000, 253_402_300_800_000_000
+    spans = [
+        (1_600_000_000_000_000, 30 * day_us),  # a month: a first calendar
+        (1_500_000_000_000_000, 400 * 365 * day_us),  # grows it
+        (-10 * day_us, 20 * day_us),  # around 1970
+        (year1, 3 * day_us),  # the first days: replaces it
+        (year10000 - 3 * day_us, 3 * day_us - 1),  # the last ones, to 9999-12-31T23:59:59.999999
+        (year1, year10000 - year1 - 1),  # every year: no calendar, digit by digit
+        (0, 0),  # one instant
+    ]
+    for tz in (None, "UTC"):
+        t = pa.timestamp("us", tz)
+        suffix = "Z" if tz else ""
+        for low, width in spans:
+            values = [None if rng.random() < 0.1 else low + rng.randint(0, width) for _ in range(3000)]
+            values[0] = low
+            col = pa.array(values, pa.int64()).cast(t)
+            for piece in (col, col.slice(17, 2000)):
+                expected = pc.strftime(piece, format="%Y-%m-%dT%H:%M:%S" + suffix)
+                got = timestamp_text(piece)
+                assert got is not None and got.to_pylist() == expected.to_pylist()
+    assert timestamp_text(pa.nulls(3, pa.timestamp("us"))).to_pylist() == [None] * 3
+    assert timestamp_text(pa.array([year1 - 1], pa.timestamp("us"))) is None  # year 0: the caller's
 
 
 def test_csv_decimals_are_plain_never_scientific() -> None:

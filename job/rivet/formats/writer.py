@@ -8,7 +8,6 @@ of 300 KB jsonb would otherwise buffer 600 MB before the first flush.
 
 from __future__ import annotations
 
-import array
 import json
 import os
 from typing import Any, BinaryIO, Protocol, cast
@@ -19,7 +18,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from rivet.config.model import Compression, Format
-from rivet.formats.csv_fast import timestamp_text
+from rivet.formats.csv_fast import fixed_width_text, timestamp_text
 from rivet.formats.parquet_encoding import writer_options
 
 ROW_GROUP_ROWS = 262_144
@@ -259,8 +258,7 @@ def uuid_text(storage: pa.Array) -> pa.Array:
     for j in range(32):
         pos = j + (0 if j < 8 else 1 if j < 12 else 2 if j < 16 else 3 if j < 20 else 4)
         out[pos::36] = hexed[j::32]
-    offsets = pa.py_buffer(array.array("i", range(0, 36 * (n + 1), 36)).tobytes())
-    text = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(bytes(out)))
+    text = fixed_width_text(out, 36, n)
     return text if storage.null_count == 0 else pc.if_else(pc.is_null(storage), pa.scalar(None, pa.string()), text)
 
 
