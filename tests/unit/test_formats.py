@@ -14,7 +14,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from rivet.config.model import Compression, Format
-from rivet.formats.csv_fast import timestamp_text
+from rivet.formats.csv_fast import fixed_width_offsets, timestamp_text
 from rivet.formats.writer import csv_text, dictionary_columns, open_writer, uuid_text
 
 
@@ -70,6 +70,12 @@ def test_timestamp_text_equals_arrows_own_formatting_across_calendars_nulls_and_
                 assert got is not None and got.to_pylist() == expected.to_pylist()
     assert timestamp_text(pa.nulls(3, pa.timestamp("us"))).to_pylist() == [None] * 3
     assert timestamp_text(pa.array([year1 - 1], pa.timestamp("us"))) is None  # year 0: the caller's
+
+
+def test_fixed_width_offsets_from_the_cache_and_past_it() -> None:
+    for n in (0, 1, 5, 70_000, 1 << 18, (1 << 18) + 1, 3):  # grows the cache, passes its cap, reuses it
+        offsets = pa.Array.from_buffers(pa.int32(), n + 1, [None, fixed_width_offsets(36, n)])
+        assert offsets.to_pylist() == list(range(0, 36 * (n + 1), 36))
 
 
 def test_csv_decimals_are_plain_never_scientific() -> None:

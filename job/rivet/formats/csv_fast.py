@@ -24,7 +24,7 @@ _US_PER_DAY = 86_400_000_000
 _YEAR1_US = 62_135_596_800_000_000  # microseconds from 0001-01-01 to 1970-01-01
 _MAX_SPAN_DAYS = 150_000  # a calendar covers at most this many days (about 410 years, 1.5 MB)
 _CALENDAR_STEP = 4096  # calendars grow in whole steps of days
-_MAX_CACHED_OFFSETS = 1 << 22
+_MAX_CACHED_OFFSETS = 1 << 18  # rows: offsets of larger arrays are built for them alone (1 MB per width cached)
 _tables: dict[str, pa.Array] = {}
 _calendar: list[tuple[int, pa.Array]] = []  # [(first day number, `YYYY-MM-DD` of each day from it)]
 _offsets: dict[int, pa.Buffer] = {}
@@ -89,7 +89,7 @@ def fixed_width_offsets(width: int, n: int) -> pa.Buffer:
         return pa.py_buffer(array.array("i", range(0, width * (n + 1), width)).tobytes())
     cached = _offsets.get(width)
     if cached is None or cached.size < 4 * (n + 1):
-        size = max(n + 1, 2 * (cached.size // 4 if cached is not None else 0), 65_537)
+        size = min(max(n + 1, 2 * (cached.size // 4 if cached is not None else 0), 65_537), _MAX_CACHED_OFFSETS + 1)
         cached = pa.py_buffer(array.array("i", range(0, width * size, width)).tobytes())
         _offsets[width] = cached
     return cached.slice(0, 4 * (n + 1))
