@@ -35,23 +35,24 @@ from __future__ import annotations
 import select
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 import pyarrow as pa
 from psycopg import pq
 
-from rivet.sources.failures import pg_error
 from rivet.sources.pg_types import quote_ident
 from rivet.sources.query import Query, postgres_literal
 from rivet.sources.sqltext import subquery
+
+if TYPE_CHECKING:
+    from rivet.sources.postgres import PostgresSource
 
 # Arrow's CSV writer prints a decimal in plain notation only up to this scale (writer.py); above it the
 # value is written as quoted text. Both spell the same digits.
 MAX_NATIVE_DECIMAL_SCALE = 6
 BLOCK_BYTES = 1 << 20  # rows are handed to the sink in blocks of about this size
 FALLBACK_MARKER = "rivet-csv-passthrough-fallback"
-CONNECT_TIMEOUT_S = 10
 
 # Settings under which the server's text output is the CSV writer's (see the table above), per session.
 CSV_SETTINGS = (
@@ -211,12 +212,12 @@ def settings_sql(local: bool) -> list[str]:
     return [f"SET {scope}{name} = '{value}'" for name, value in CSV_SETTINGS]
 
 
-def copy_blocks(conn: psycopg.Connection[Any], copy: CsvCopy, source: Any) -> Iterator[tuple[bytes, int]]:
+def copy_blocks(conn: psycopg.Connection[Any], copy: CsvCopy, source: PostgresSource) -> Iterator[tuple[bytes, int]]:
     """(block of whole CSV rows, rows in it) from `copy` on `conn`, about BLOCK_BYTES each.
 
     Reads libpq directly (one COPY message is one row; psycopg's Copy iterator costs 1.6x the CPU per row),
     without blocking in libpq: a blocking PQgetCopyData holds the GIL while it waits for the network,
-    stalling the other readers and the upload thread. Driver errors become SourceError (pg_error),
+    stalling the other readers and the upload thread. Driver errors become SourceError (`source.error`),
     except the fallback marker: PassthroughUnsupported. The caller owns `conn` and closes it, also when
     it stops reading early (closing ends the COPY)."""
     pg = conn.pgconn
@@ -257,7 +258,7 @@ def copy_blocks(conn: psycopg.Connection[Any], copy: CsvCopy, source: Any) -> It
     except psycopg.Error as exc:
         if is_fallback(exc):
             raise PassthroughUnsupported(str(exc).splitlines()[0]) from None
-        raise pg_error(exc, source._url, source._timeout_s, "read") from None
+        raise source.error(exc, "read") from None
 
 
 def _raise_result(result: Any, conn: psycopg.Connection[Any]) -> NoReturn:
@@ -266,17 +267,7 @@ def _raise_result(result: Any, conn: psycopg.Connection[Any]) -> NoReturn:
     raise psycopg.OperationalError(conn.pgconn.error_message.decode("utf-8", "replace") or "COPY did not start")
 
 
-def connect(source: Any, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """A psycopg session like the source's own (same libpq URI: TLS, keepalives), in the source's
-    session settings."""
-    try:
-        conn = psycopg.connect(source._conninfo, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
-    except psycopg.Error as exc:
-        raise pg_error(exc, source._url, source._timeout_s, "connect") from None
-    return conn
-
-
-def stream_csv(source: Any, query: Query, schema: pa.Schema) -> Iterator[tuple[bytes, int]] | None:
+def stream_csv(source: PostgresSource, query: Query, schema: pa.Schema) -> Iterator[tuple[bytes, int]] | None:
     """The rows of `query` as CSV blocks formatted by the server, or None when the schema cannot pass."""
     copy = passthrough_sql(query, schema)
     if copy is None:
@@ -284,14 +275,14 @@ def stream_csv(source: Any, query: Query, schema: pa.Schema) -> Iterator[tuple[b
     return _stream(source, copy)
 
 
-def _stream(source: Any, copy: CsvCopy) -> Iterator[tuple[bytes, int]]:
-    conn = connect(source)
+def _stream(source: PostgresSource, copy: CsvCopy) -> Iterator[tuple[bytes, int]]:
+    conn = source.session()
     try:
         try:
             for statement in [*source.session_sql(), *settings_sql(local=False)]:
                 conn.execute(statement)
         except psycopg.Error as exc:
-            raise pg_error(exc, source._url, source._timeout_s, "connect") from None
+            raise source.error(exc, "connect") from None
         yield from copy_blocks(conn, copy, source)
     finally:
         conn.close()

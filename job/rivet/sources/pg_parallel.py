@@ -24,14 +24,16 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import pyarrow as pa
 
 from rivet.sources import pg_copy
-from rivet.sources.failures import pg_error
 from rivet.sources.query import Query, q
+
+if TYPE_CHECKING:
+    from rivet.sources.postgres import PostgresSource
 
 READERS_ENV = "RIVET_PG_READERS"
 MIN_PAGES = 4096  # 32 MB of heap: below this the extra connections cost more than they save
@@ -87,18 +89,18 @@ FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s)
 class Coordinator:
     """The snapshot-exporting transaction: open until every reader has imported its snapshot."""
 
-    def __init__(self, source: Any, relation: str, n: int) -> None:
+    def __init__(self, source: PostgresSource, relation: str, n: int) -> None:
         self.split: Split | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._waiting = n
         self._lock = threading.Lock()
-        conn = pg_copy.connect(source, autocommit=False)
+        conn = source.session(autocommit=False)
         try:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             row = conn.execute(_PLAN_SQL, (relation,)).fetchone()
         except psycopg.Error as exc:
             conn.close()
-            raise pg_error(exc, source._url, source._timeout_s, "query") from None
+            raise source.error(exc, "query") from None
         if row is None or row[1] not in ("r", "m") or int(row[2]) < MIN_PAGES:
             conn.close()
             return
@@ -185,7 +187,7 @@ def merge(producers: list[Callable[[Callable[[T], bool]], None]]) -> Iterator[T]
             t.join()
 
 
-def _plan(source: Any, query: Query) -> Coordinator | None:
+def _plan(source: PostgresSource, query: Query) -> Coordinator | None:
     n = readers()
     relation = whole_table(query)
     if n < 2 or relation is None:
@@ -196,7 +198,7 @@ def _plan(source: Any, query: Query) -> Coordinator | None:
     return coordinator
 
 
-def stream(source: Any, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch] | None:
+def stream(source: PostgresSource, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch] | None:
     """Record batches of a whole-table `query` from several ADBC readers, or None when not applicable."""
     coordinator = _plan(source, query)
     if coordinator is None:
@@ -220,7 +222,7 @@ def stream(source: Any, query: Query, schema: pa.Schema, batch_size: int) -> Ite
     return _guarded(merge([producer(p) for p in split.predicates]), coordinator)
 
 
-def csv_blocks(source: Any, query: Query, schema: pa.Schema) -> Iterator[tuple[bytes, int]] | None:
+def csv_blocks(source: PostgresSource, query: Query, schema: pa.Schema) -> Iterator[tuple[bytes, int]] | None:
     """Server-formatted CSV blocks of a whole-table `query` from several readers, or None."""
     relation = whole_table(query)
     if relation is None or pg_copy.passthrough_sql(query, schema) is None:
@@ -235,7 +237,7 @@ def csv_blocks(source: Any, query: Query, schema: pa.Schema) -> Iterator[tuple[b
         def produce(put: Callable[[tuple[bytes, int]], bool]) -> None:
             copy = pg_copy.csv_copy_sql(f"SELECT * FROM {relation} WHERE {predicate}", schema)
             assert copy is not None
-            conn = pg_copy.connect(source, autocommit=False)
+            conn = source.session(autocommit=False)
             try:
                 try:
                     for statement in join_snapshot_sql(split.snapshot):
@@ -246,7 +248,7 @@ def csv_blocks(source: Any, query: Query, schema: pa.Schema) -> Iterator[tuple[b
                     for statement in [*source.session_sql(), *pg_copy.settings_sql(local=False)]:
                         conn.execute(statement)
                 except psycopg.Error as exc:
-                    raise pg_error(exc, source._url, source._timeout_s, "connect") from None
+                    raise source.error(exc, "connect") from None
                 for block in pg_copy.copy_blocks(conn, copy, source):
                     if not put(block):
                         return

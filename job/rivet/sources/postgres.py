@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import adbc_driver_manager
@@ -18,6 +18,7 @@ import psycopg
 import pyarrow as pa
 
 from rivet.config.model import SourceConfig, SourceType
+from rivet.errors import SourceError
 from rivet.sources import liveness, pg_parallel
 from rivet.sources.conform import conform_pg_batch, rechunk
 from rivet.sources.failures import pg_error
@@ -60,7 +61,7 @@ class PostgresSource:
             for statement in self.session_sql():
                 self._conn.execute(statement)
         except psycopg.Error as exc:
-            raise pg_error(exc, self._url, self._timeout_s, "connect") from None
+            raise self.error(exc, "connect") from None
         info = self._conn.info
         warn_if_plaintext("postgres", info.host, bool(self._conn.pgconn.ssl_in_use))
         # libpq has no read timeout: the guard closes a connection that stays silent (sources/liveness.py).
@@ -68,6 +69,18 @@ class PostgresSource:
         liveness.metadata(fd)
         watch = liveness.watch(self._url.host, self._url.port, cfg.tuning.read_timeout, liveness.peer_of(fd))
         weakref.finalize(self, liveness.unwatch, watch)
+
+    def session(self, autocommit: bool = True) -> psycopg.Connection[Any]:
+        """A new psycopg session like the metadata one (the same libpq URI: TLS, keepalives), for the
+        COPY paths (`pg_copy`, `pg_parallel`); the caller runs `session_sql()` in it and closes it."""
+        try:
+            return psycopg.connect(self._conninfo, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            raise self.error(exc, "connect") from None
+
+    def error(self, exc: BaseException, doing: str) -> SourceError:
+        """`exc` (psycopg or ADBC) as the SourceError this source reports: classified, credentials masked."""
+        return pg_error(exc, self._url, self._timeout_s, doing)
 
     def session_sql(self) -> list[str]:
         """Every session (metadata and bulk) runs in UTC, so timestamps and any value the server converts
@@ -85,7 +98,7 @@ class PostgresSource:
                 columns = [PgColumn(d.name, result.ftype(i), result.fmod(i)) for i, d in enumerate(cur.description)]
                 catalog = self._catalog(catalog_oids_needed(columns))
             except psycopg.Error as exc:
-                raise pg_error(exc, self._url, self._timeout_s, "describe") from None
+                raise self.error(exc, "describe") from None
         return pa.schema([pa.field(c.name, arrow_type(c, catalog)) for c in columns])
 
     def _catalog(self, oids: list[int]) -> dict[int, PgTypeInfo]:
@@ -101,7 +114,7 @@ class PostgresSource:
             try:
                 row = self._conn.execute(text, params or None).fetchone()
             except psycopg.Error as exc:
-                raise pg_error(exc, self._url, self._timeout_s, "query") from None
+                raise self.error(exc, "query") from None
         return row[0] if row else None
 
     def stream(
@@ -111,7 +124,7 @@ class PostgresSource:
         batch_size: int,
         snapshot: str | None = None,
         on_joined: Callable[[], None] | None = None,
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Generator[pa.RecordBatch, None, None]:
         """Batches of exactly `schema`, at most `batch_size` rows each, never empty.
 
         ADBC reads through COPY, which takes no parameters: values are rendered by `postgres_literal`.
@@ -124,7 +137,7 @@ class PostgresSource:
                     pg_parallel.join_snapshot(conn, snapshot, on_joined)
                 reader = conn.query(sql, {_HINT_OPTION: str(batch_hint_bytes(batch_size))})
             except (adbc_driver_manager.Error, OSError) as exc:
-                raise pg_error(exc, self._url, self._timeout_s, "query") from None
+                raise self.error(exc, "query") from None
             conformed = (conform_pg_batch(batch, schema, markers) for batch in self._batches(reader))
             yield from rechunk(conformed, batch_size)
         finally:
@@ -138,20 +151,20 @@ class PostgresSource:
             except StopIteration:
                 return
             except (adbc_driver_manager.Error, OSError, pa.ArrowException) as exc:
-                raise pg_error(exc, self._url, self._timeout_s, "read") from None
+                raise self.error(exc, "read") from None
             yield batch
 
     def _connect_bulk(self) -> BulkConnection:
         try:
             conn = BulkConnection(self._conninfo)
         except (adbc_driver_manager.Error, OSError) as exc:
-            raise pg_error(exc, self._url, self._timeout_s, "connect") from None
+            raise self.error(exc, "connect") from None
         try:
             for statement in self.session_sql():
                 conn.execute(statement)
         except (adbc_driver_manager.Error, OSError) as exc:
             conn.close()
-            raise pg_error(exc, self._url, self._timeout_s, "connect") from None
+            raise self.error(exc, "connect") from None
         return conn
 
     def close(self) -> None:
