@@ -297,3 +297,15 @@ def test_read_timeout_as_configured_and_zero_means_never() -> None:
     assert tuning("read_timeout_s: 0\n").read_timeout == 0  # type: ignore[attr-defined]
     msg = error(TUNED.replace("{tuning}", "    read_timeout_s: -1\n"))
     assert msg.startswith("source.tuning.read_timeout_s: must be at least 0, got -1"), msg
+
+
+def test_env_int_knobs_fall_back_on_blank_or_nonsense_and_are_raised_to_their_floor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rivet.config.env import env_int
+
+    monkeypatch.delenv("RIVET_TEST_KNOB", raising=False)
+    assert env_int("RIVET_TEST_KNOB", 7, 1) == 7
+    for raw, expected in (("", 7), ("  ", 7), ("x", 7), ("1.5", 7), (" 12 ", 12), ("0", 1), ("-4", 1), ("3", 3)):
+        monkeypatch.setenv("RIVET_TEST_KNOB", raw)
+        assert env_int("RIVET_TEST_KNOB", 7, 1) == expected, raw

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from rivet.config.env import env_int
 from rivet.config.model import Compression, Format, SourceType
 from rivet.contract.objects import ObjectInfo
 from rivet.destinations.base import Destination, PartUpload
@@ -74,11 +75,7 @@ def tune_memory() -> None:
 
 
 def _mmap_threshold() -> int:
-    raw = os.environ.get(MMAP_THRESHOLD_ENV, "").strip()
-    try:
-        return max(0, int(raw)) if raw else MMAP_THRESHOLD
-    except ValueError:
-        return MMAP_THRESHOLD
+    return env_int(MMAP_THRESHOLD_ENV, MMAP_THRESHOLD, 0)
 
 
 def _postgres(source: Source) -> PostgresSource | None:

@@ -9,7 +9,6 @@ of 300 KB jsonb would otherwise buffer 600 MB before the first flush.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, BinaryIO, Protocol, cast
 
 import pyarrow as pa
@@ -17,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from rivet.config.env import env_int
 from rivet.config.model import Compression, Format
 from rivet.formats.csv_fast import fixed_width_text, timestamp_text
 from rivet.formats.parquet_encoding import writer_options
@@ -34,15 +34,7 @@ ROW_GROUP_BYTES_ENV = "RIVET_ROW_GROUP_BYTES"  # override (tests, memory-tight p
 
 def row_group_bytes() -> int:
     """The byte budget for one writer's buffered row group: ROW_GROUP_BYTES unless RIVET_ROW_GROUP_BYTES."""
-    raw = os.environ.get(ROW_GROUP_BYTES_ENV)
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value > 0:
-            return value
-    return ROW_GROUP_BYTES
+    return env_int(ROW_GROUP_BYTES_ENV, ROW_GROUP_BYTES, 0) or ROW_GROUP_BYTES  # 0 or less: unset
 
 
 class PartWriter(Protocol):

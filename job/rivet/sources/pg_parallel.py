@@ -18,7 +18,6 @@ number of readers; the default is 1 (off), see `readers()`.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import re
 import threading
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 import pyarrow as pa
 
+from rivet.config.env import env_int
 from rivet.sources import pg_copy
 from rivet.sources.query import Query, q
 
@@ -48,11 +48,7 @@ def readers() -> int:
     """RIVET_PG_READERS, default 1 (off): on 2 cores the client's decoding and encoding already take the
     core the server does not, and 2 readers measured 5-15% slower (bench, 5M rows); with more cores
     than the one export uses, 2-4 readers let the server format rows on as many."""
-    raw = os.environ.get(READERS_ENV, "").strip()
-    try:
-        return max(1, int(raw)) if raw else 1
-    except ValueError:
-        return 1
+    return env_int(READERS_ENV, 1, 1)
 
 
 def whole_table(query: Query) -> str | None:
