@@ -19,9 +19,8 @@ from rivet.destinations.stdout import StdoutDestination
 from rivet.errors import ConfigError, DestinationError
 from rivet.formats.sink import DigestSink
 from tests.fixtures.objectstores import AzuriteServer, S3Server, StoreHandle, free_port, unique_name
-from tests.fixtures.payloads import md5_b64, payload
+from tests.fixtures.payloads import MiB, md5_b64, payload
 
-MiB = 1024 * 1024
 PREFIX = "exports/2026-11-22/orders/"
 
 

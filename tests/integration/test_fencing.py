@@ -28,10 +28,9 @@ from rivet.errors import ContractError
 from rivet.sources.factory import open_source
 from tests.fixtures.databases import DbServer, Namespace
 from tests.fixtures.objectstores import StoreHandle
-from tests.fixtures.payloads import payload
+from tests.fixtures.payloads import MiB, payload
 from tests.integration.rivet_cli import rivet, write_config
 
-MiB = 1024 * 1024
 KEY = "part-000001.parquet"
 PREFIX = "fenced/orders/"
 

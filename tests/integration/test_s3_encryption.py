@@ -30,12 +30,11 @@ from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
 from tests.fixtures.databases import DbServer, Namespace
 from tests.fixtures.objectstores import S3Server, _spawn, _weed_binary, free_port, unique_name
+from tests.fixtures.payloads import MiB, payload
 from tests.fixtures.payloads import crc32c_b64 as crc32c
 from tests.fixtures.payloads import md5_b64 as md5
-from tests.fixtures.payloads import payload
 from tests.integration.rivet_cli import rivet, write_config
 
-MiB = 1024 * 1024
 PREFIX = "sse/orders/"
 KMS_KEY = "alias/seaweedfs-default"  # the key SeaweedFS's local KMS provider creates at start-up
 KEY_ENV, SECRET_ENV = "RIVET_TEST_SSE_KEY", "RIVET_TEST_SSE_SECRET"

@@ -25,11 +25,10 @@ from rivet.destinations.s3 import S3Destination, S3PartUpload
 from rivet.errors import DestinationError
 from rivet.formats.sink import DigestSink
 from tests.fixtures.objectstores import S3Server, unique_name
+from tests.fixtures.payloads import MiB, payload
 from tests.fixtures.payloads import crc32c_b64 as crc32c
 from tests.fixtures.payloads import md5_b64 as md5
-from tests.fixtures.payloads import payload
 
-MiB = 1024 * 1024
 PREFIX = "exports/orders/"
 
 
