@@ -1,7 +1,8 @@
 """Structured logs on stderr: one `key=value` line per event (or JSON with RIVET_LOG_FORMAT=json).
 
-Every value passes through redaction; callers register secret values with `add_secret` the moment they
-read them. `scrub` masks a message, `scrub_obj` a document before it is serialised (field by field).
+Every log value passes through redaction; callers register secret values with `add_secret` the moment
+they read them. `scrub` masks a message, `scrub_obj` the free-text fields of a document before it is
+serialised (machine data in it is kept as it is: see `rivet.redact.redact_obj`).
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ import sys
 import threading
 from typing import Any
 
-from rivet.redact import redact_obj, redact_text, secret_values
+from rivet.redact import redact_obj, redact_text, secret_pieces, secret_values
 
-_secrets: set[str] = set()
+_secrets: set[str] = set()  # masked wherever they occur in free text
+_pieces: set[str] = set()  # pieces of a URL password: masked only where they stand as credentials
 _lock = threading.Lock()  # one line at a time on stderr
 _secrets_lock = threading.Lock()
 
 
 def add_secret(value: str | None) -> None:
-    """Mask `value` in every message from now on; for a database URL, also its password and the
-    pieces of it a URL parser could quote (see `rivet.redact.secret_values`)."""
+    """Mask `value` in every message from now on; for a database URL, also its password in every
+    spelling (`rivet.redact.secret_values`), and the pieces of it a URL parser could quote where they
+    stand as credentials (`rivet.redact.secret_pieces`)."""
     if value:
         with _secrets_lock:
             _secrets.update(secret_values(value))
+            _pieces.update(secret_pieces(value))
 
 
 def secrets() -> tuple[str, ...]:
@@ -33,14 +37,21 @@ def secrets() -> tuple[str, ...]:
         return tuple(_secrets)
 
 
+def pieces() -> tuple[str, ...]:
+    with _secrets_lock:
+        return tuple(_pieces)
+
+
 def scrub(text: str) -> str:
-    return redact_text(text, secrets())
+    """Free text (a message, a log value) with every credential masked."""
+    return redact_text(text, secrets(), pieces())
 
 
 def scrub_obj(obj: Any) -> Any:
-    """`obj` (dicts, lists, scalars) with each string redacted on its own: call before json.dumps,
-    never redact the serialised text (that would also rewrite values such as a base64 MD5)."""
-    return redact_obj(obj, secrets())
+    """`obj` (dicts, lists, scalars) with its free-text fields redacted and its machine data (part keys,
+    commit records, prefixes, digests) kept byte for byte: see `rivet.redact.redact_obj`. Call before
+    json.dumps, never redact the serialised text (that would also rewrite values such as a base64 MD5)."""
+    return redact_obj(obj, secrets(), pieces())
 
 
 def _fmt(value: Any) -> str:

@@ -1,5 +1,12 @@
-"""What `rivet` prints: JSON for scripts on stdout (redacted value by value), the Kubernetes termination
-message (under 4 KiB), the human validation report, and the JSON error document."""
+"""What `rivet` prints: JSON for scripts on stdout, the Kubernetes termination message (under 4 KiB), the
+human validation report, and the JSON error document.
+
+JSON documents are machine data with a few free-text fields: only those (`rivet.redact.FREE_TEXT_FIELDS`:
+`message`, `error`, `hint`, `note`, `detail`) are redacted. Commit records (chunk, key, rows, size_bytes,
+fingerprints, content_md5, key_range, max_cursor), plans, resolved prefixes, run ids and digests are
+printed verbatim: the operator records a chunk Job's termination message as its commit and finalize
+looks for the part at that key, so a key masked because a password shares `part` or `000001` with it
+would fail the run."""
 
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ TERMINATION_LIMIT = 4096
 
 
 def emit(obj: dict[str, Any], args: argparse.Namespace, stream: Any = None) -> None:
-    """JSON for scripts; secrets are redacted value by value before serialising (never in the JSON text,
+    """JSON for scripts (and the termination message): the free-text fields are redacted before serialising
+    and everything else is kept byte for byte (see the module docstring; never redact the JSON text,
     which would mangle values such as a base64 MD5 that happens to contain `/sig=`)."""
     text = json.dumps(scrub_obj(obj), default=str, separators=(",", ":"))
     print(text, file=stream or sys.stdout, flush=True)

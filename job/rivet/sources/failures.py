@@ -1,8 +1,9 @@
 """Turn driver exceptions into one-line SourceErrors: retryable or not, and never with credentials.
 
 Drivers rarely give a SQLSTATE for connection failures, and ADBC/ConnectorX messages may echo the URI,
-so classification reads the text and every message is redacted with the password, in every spelling and
-in the pieces a URL parser could cut it into, as known secrets (`DbUrl.secrets`). URLs that parsers
+so classification reads the text and every message is redacted: the password in every spelling wherever
+it occurs (`DbUrl.spellings`), the pieces a URL parser could cut it into only where they stand as
+credentials (`DbUrl.pieces`; a bare `part` or `000001` may be a key or a date). URLs that parsers
 would cut in different places never reach a driver: `parse_url` refuses them first.
 """
 
@@ -88,7 +89,7 @@ _PG_ERROR = re.compile(r"(?:ERROR|FATAL):\s+(.*)")
 
 def one_line(text: str, url: DbUrl) -> str:
     """Redacted, whitespace-collapsed, so logs and termination messages stay one line and secret-free."""
-    return redact_text(" ".join(text.split()), url.secrets)
+    return redact_text(" ".join(text.split()), url.spellings, url.pieces)
 
 
 def unreachable(engine: str, url: DbUrl, detail: str) -> SourceError:

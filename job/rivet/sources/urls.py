@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from rivet.errors import SourceError
-from rivet.redact import password_pieces, secret_values
+from rivet.redact import password_pieces, password_spellings, secret_values
 
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 MYSQL_SCHEMES = frozenset({"mysql", "mariadb"})
@@ -31,10 +31,22 @@ class DbUrl:
         return f"DbUrl({self.scheme}://{self.user}@{self.host}:{self.port}/{self.database})"
 
     @property
+    def spellings(self) -> tuple[str, ...]:
+        """Values to mask wherever a driver message holds them (drivers may echo the URI): the URL and
+        the password in every spelling."""
+        extra = password_spellings(self.password) if self.password else ()
+        return tuple(sorted({*secret_values(self.raw), *extra}))
+
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        """The password's pieces between URL delimiters: masked only where they stand as credentials
+        (`rivet.redact.mask_pieces`), never as bare words, which may be part of a key or a date."""
+        return password_pieces(self.password) if self.password else ()
+
+    @property
     def secrets(self) -> tuple[str, ...]:
-        """Values to mask in any driver message (drivers may echo the URI): the URL, the password in
-        every spelling, and its pieces between URL delimiters."""
-        return tuple(s for s in {*secret_values(self.raw), *(password_pieces(self.password) if self.password else ())})
+        """Everything redaction knows of this URL: `spellings` and `pieces`."""
+        return tuple(sorted({*self.spellings, *self.pieces}))
 
     @property
     def endpoint(self) -> str:
