@@ -40,15 +40,19 @@ def from_env(env: Mapping[str, str] = os.environ) -> OperatorConfig:
     RIVET_JOB_ACTIVE_DEADLINE_SECONDS, RIVET_NAMESPACES, RIVET_WORKERS, RIVET_METRICS_PORT,
     RIVET_RETRY_BASE_SECONDS, RIVET_RETRY_CAP_SECONDS."""
     deadline = int(env.get("RIVET_JOB_ACTIVE_DEADLINE_SECONDS") or DEFAULT_ACTIVE_DEADLINE_S)
+    # The chart's jobPolicy (values.yaml, toJson'd by the Deployment): what templates may ask; with
+    # allowPrivileged on, the Jobs are no longer forced back to the restricted profile either.
+    policy = JobPolicy.from_dict(_json(env, "RIVET_JOB_POLICY"))
     runtime = Runtime(
         image=env.get("RIVET_IMAGE", "rivet:dev"),
         pull_policy=env.get("RIVET_IMAGE_PULL_POLICY", "IfNotPresent"),
         defaults=_json(env, "RIVET_JOB_DEFAULTS"),
         active_deadline_s=deadline or None,
+        restricted=not policy.allow_privileged,
     )
     settings = Settings(
         runtime=runtime,
-        policy=JobPolicy.from_dict(_json(env, "RIVET_JOB_POLICY")),
+        policy=policy,
         retry_base_s=float(env.get("RIVET_RETRY_BASE_SECONDS") or 10),
         retry_cap_s=float(env.get("RIVET_RETRY_CAP_SECONDS") or 300),
     )

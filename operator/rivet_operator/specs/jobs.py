@@ -1,8 +1,10 @@
 """Jobs (pure): the plan, chunk, finalize and validate Jobs, and the `rivet` arguments each one runs.
 
-Job pods default to the `restricted` Pod Security profile; `spec.jobTemplate` (checked first by
-api/policy.py) and the chart's jobDefaults can add resources, nodeSelector, tolerations, affinity,
-serviceAccountName, imagePullSecrets, priorityClassName, labels, annotations, volumes and volumeMounts.
+Job pods get the `restricted` Pod Security profile; `spec.jobTemplate` (checked first by api/policy.py)
+and the chart's jobDefaults can add resources, nodeSelector, tolerations, affinity, serviceAccountName,
+imagePullSecrets, priorityClassName, labels, annotations, volumes and volumeMounts, and tighten the
+security contexts. A null or empty template value never removes a default, and the restricted fields are
+set again last (policy.enforce_restricted), unless the chart's jobPolicy.allowPrivileged is on.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from rivet_operator.api.policy import enforce_restricted
 from rivet_operator.api.spec import CONFIG_DIR, CONFIG_FILE, SOURCE_CA_DIR, SOURCE_URL_ENV
 from rivet_operator.specs.configmaps import metadata
 from rivet_operator.specs.names import Owner
@@ -41,6 +44,7 @@ class Runtime:
     pull_policy: str = "IfNotPresent"
     defaults: dict[str, Any] = field(default_factory=dict)
     active_deadline_s: int | None = None
+    restricted: bool = True  # enforce the restricted profile last (off only with jobPolicy.allowPrivileged)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class JobSpec:
 
 def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """A run-once Job (backoffLimit 0: the operator retries with its own backoff and permanent/retryable rules)."""
-    template = {**rt.defaults, **(spec.get("jobTemplate") or {})}
+    own = spec.get("jobTemplate") or {}
+    template = {**rt.defaults, **{k: v for k, v in own.items() if _says_something(v)}}
     env: list[dict[str, Any]] = [{"name": "RIVET_LOG_FORMAT", "value": "json"}]
     if js.source_secret:
         env.append({"name": SOURCE_URL_ENV, "valueFrom": {"secretKeyRef": dict(js.source_secret)}})
@@ -95,7 +100,7 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
         "volumeMounts": mounts,
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
-        "securityContext": {**CONTAINER_SECURITY, **(template.get("containerSecurityContext") or {})},
+        "securityContext": _layered(CONTAINER_SECURITY, rt.defaults, own, "containerSecurityContext"),
     }
     if template.get("resources"):
         container["resources"] = copy.deepcopy(template["resources"])
@@ -103,7 +108,7 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": volumes,
-        "securityContext": {**POD_SECURITY, **(template.get("securityContext") or {})},
+        "securityContext": _layered(POD_SECURITY, rt.defaults, own, "securityContext"),
         "automountServiceAccountToken": False,
     }
     for key in POD_KEYS:
@@ -112,11 +117,30 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
     pod_meta: dict[str, Any] = {"labels": {**(template.get("labels") or {}), **js.labels}}
     if template.get("annotations"):
         pod_meta["annotations"] = dict(template["annotations"])
-    job_spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": pod_meta, "spec": pod_spec}}
+    pod_template = {"metadata": pod_meta, "spec": pod_spec}
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "template": enforce_restricted(pod_template) if rt.restricted else pod_template,
+    }
     deadline = template.get("activeDeadlineSeconds") or rt.active_deadline_s
     if deadline:
         job_spec["activeDeadlineSeconds"] = int(deadline)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(owner, js.name, js.labels), "spec": job_spec}
+
+
+def _says_something(value: Any) -> bool:
+    """A template value that replaces a chart default: null and empty ones ({}, [], "") never do."""
+    return value is not None and value != {} and value != [] and value != ""
+
+
+def _layered(base: dict[str, Any], defaults: dict[str, Any], own: dict[str, Any], key: str) -> dict[str, Any]:
+    """A security context field by field: the restricted base, the chart's jobDefaults, the template; a null
+    field keeps what is under it (enforce_restricted then sets the restricted fields again)."""
+    merged = copy.deepcopy(base)
+    for layer in (defaults.get(key), own.get(key)):
+        if isinstance(layer, dict):
+            merged.update({k: copy.deepcopy(v) for k, v in layer.items() if v is not None})
+    return merged
 
 
 def common_args(export: str, run_id: str, run_date: str) -> list[str]:
