@@ -113,6 +113,13 @@ class ContractError(RivetError):
         self.reason = reason
 
 
+class LedgerMismatch(ContractError):
+    """The ledger handed to finalize is not the one the operator recorded (a transport ConfigMap was edited):
+    retryable, since the operator hands the records over again before the next attempt."""
+
+    permanent = False
+
+
 def exit_code_for(exc: BaseException) -> int:
     """The exit code for a failure (see the module's table). Anything that is not a RivetError is an
     internal error, which the CLI reports as not permanent, so it maps to 3 like every other retryable one."""

@@ -15,9 +15,11 @@ from rivet_operator.controller.model import (
     Decision,
     Delete,
     Emit,
+    LedgerView,
     Observed,
     PatchStatus,
     PodView,
+    Put,
     Settings,
     WriteLedger,
 )
@@ -136,6 +138,7 @@ class Sim:
     jobs: dict[str, SimJob] = field(default_factory=dict)
     lingering_pods: dict[str, str] = field(default_factory=dict)  # pod name -> run key (deleted Jobs' pods)
     configmaps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ledgers: dict[str, dict[str, Any]] = field(default_factory=dict)  # RivetLedger objects (records in status)
     events: list[Emit] = field(default_factory=list)
     export: dict[str, Any] | None = None
     last: Decision | None = None
@@ -178,6 +181,10 @@ class Sim:
             jobs=jobs,
             pods=pods,
             configmaps=cms,
+            ledgers=tuple(
+                LedgerView(n, lg["metadata"]["labels"][names.L_RUN], dict(lg["status"]["records"]))
+                for n, lg in self.ledgers.items()
+            ),
             export=self.export,
         )
 
@@ -191,15 +198,19 @@ class Sim:
                     self.jobs.setdefault(name, SimJob(action.body))
                 else:
                     self.configmaps.setdefault(name, json.loads(json.dumps(action.body)))
-            elif isinstance(action, WriteLedger):
+            elif isinstance(action, Put):  # create or replace, as the API server's PUT does
+                self.configmaps[action.body["metadata"]["name"]] = json.loads(json.dumps(action.body))
+            elif isinstance(action, WriteLedger):  # a create never carries status; the record goes to status
                 name = action.body["metadata"]["name"]
-                cm = self.configmaps.setdefault(name, {**action.body, "data": {}})
-                cm["data"].update(action.body["data"])
+                ledger = self.ledgers.setdefault(name, {**action.body, "status": {"records": {}}})
+                ledger["status"]["records"][action.key] = action.record
             elif isinstance(action, Delete):
                 if action.plural == "jobs" and action.name in self.jobs:
                     job = self.jobs.pop(action.name)
                     if job.state == RUNNING and job.pod_active:
                         self.lingering_pods[f"{action.name}-pod"] = job.labels[names.L_RUN]
+                elif action.plural == "rivetledgers":
+                    self.ledgers.pop(action.name, None)
                 else:
                     self.configmaps.pop(action.name, None)
             elif isinstance(action, PatchStatus):

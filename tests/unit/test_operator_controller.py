@@ -45,9 +45,11 @@ def test_first_visit_starts_a_run_writes_its_config_and_creates_the_plan_job() -
     assert st["observedGeneration"] == 1 and st["phase"] == "Pending"
     assert st["runFingerprint"].startswith("sha256:")
     assert sim.condition("Reconciling")["status"] == "True" and sim.condition("Ready")["status"] == "False"
-    (cm,) = sim.configmaps.values()
-    assert "table: public.orders" in cm["data"]["rivet.yaml"]
+    assert not sim.configmaps  # the run's config rides in the Jobs' pod template, not in a ConfigMap
+    assert "table: public.orders" in st["runConfig"]
     (plan,) = sim.jobs_of("plan")
+    env = sim.jobs[plan].body["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[-1] == {"name": "RIVET_JOB_CONFIG", "value": st["runConfig"]}
     assert args_of(sim, plan)[:2] == ["plan", "-e"] and "--check-destination" in args_of(sim, plan)
     assert sim.jobs[plan].body["metadata"]["ownerReferences"][0]["uid"] == sim.uid
     assert "RunStarted" in sim.reasons()
@@ -76,8 +78,10 @@ def test_a_chunk_record_reaches_the_ledger_before_its_job_is_deleted() -> None:
     status_at = next(i for i, a in enumerate(ordered) if isinstance(a, PatchStatus))
     delete_at = next(i for i, a in enumerate(ordered) if isinstance(a, Delete) and a.name == first)
     assert ledger_at < status_at < delete_at
-    (shard,) = [cm for cm in sim.configmaps.values() if cm["metadata"]["labels"][names.L_COMPONENT] == "ledger"]
-    record = json.loads(shard["data"]["chunk-000001.json"])
+    assert not sim.configmaps  # records go to the operator's own kind only
+    (shard,) = sim.ledgers.values()
+    assert shard["kind"] == "RivetLedger" and shard["metadata"]["ownerReferences"][0]["uid"] == sim.uid
+    record = json.loads(shard["status"]["records"]["chunk-000001.json"])
     assert record["rows"] == 1000 and "decision" not in record and "resolved_prefix" not in record
     assert sim.status["chunks"]["committed"] == 1 and sim.status["rowsWritten"] == 1000
 
@@ -93,8 +97,8 @@ def test_happy_path_certifies_and_leaves_no_job() -> None:
     assert sim.jobs == {}
     assert {"RunStarted", "Planned", "ChunksCommitted", "Succeeded"} <= set(sim.reasons())
     assert sim.last is not None and sim.last.requeue_after is None  # a finished object asks for nothing
-    fin_args = [a for a in sim.configmaps]  # the run's config and one ledger shard stay for the record
-    assert len(fin_args) == 2
+    assert len(sim.ledgers) == 1  # the ledger stays as the run's record; its finalize transport is gone
+    assert not sim.configmaps
 
 
 def test_finalize_gets_every_ledger_shard_and_the_plan() -> None:
@@ -292,7 +296,7 @@ def test_a_run_defining_edit_starts_a_new_run_and_says_so() -> None:
     sim.step()
     assert sim.status["runId"] != old and sim.status["stage"] == "planning"
     assert "SpecChanged" in sim.reasons() and sim.status["runGeneration"] == 2
-    assert len([cm for cm in sim.configmaps.values() if cm["metadata"]["labels"][names.L_COMPONENT] == "config"]) == 1
+    assert "public.orders_v2" in sim.status["runConfig"] and not sim.ledgers  # the earlier run's ledger went
 
 
 def test_a_new_run_waits_until_the_earlier_runs_jobs_and_pods_are_gone() -> None:
@@ -350,6 +354,7 @@ def test_an_operator_restart_mid_run_continues_without_repeating_work() -> None:
         status=copy.deepcopy(sim.status),
         jobs=copy.deepcopy(sim.jobs),
         configmaps=copy.deepcopy(sim.configmaps),
+        ledgers=copy.deepcopy(sim.ledgers),
         now=sim.now,
     )
     decision = restarted.step()
@@ -535,7 +540,7 @@ def test_finished_unchanged_objects_are_not_worth_a_reconcile() -> None:
 def test_jobs_left_by_a_finished_run_are_cleaned() -> None:
     sim = Sim()
     sim.run_to_success(chunks=1)
-    leftover = copy.deepcopy(next(iter(sim.configmaps.values())))  # any body with our labels will do
+    leftover = copy.deepcopy(next(iter(sim.ledgers.values())))  # any body with our labels will do
     leftover["kind"], leftover["metadata"]["name"] = "Job", "orders-leftover-c1-1"
     from tests.unit.operator_sim import SimJob
 
@@ -595,7 +600,7 @@ def test_an_interval_validation_runs_again_without_piling_up_jobs() -> None:
         sim.later(299)
         assert sim.step().requeue_after == pytest.approx(1)
         sim.later(1)
-    assert len(runs) == 3 and len(sim.configmaps) == 1
+    assert len(runs) == 3 and not sim.configmaps and len(sim.jobs) == 0
 
 
 def test_a_validation_of_a_missing_export_fails_naming_it() -> None:

@@ -74,7 +74,7 @@ def test_chunk_job_is_restricted_owned_labelled_and_secret_free() -> None:
         name=names.chunk_job(OWNER, run_id, 7, 1),
         labels=names.labels(OWNER, run_id, "chunk", 7, 1),
         args=builders.chunk_args("orders", run_id, "2026-11-22", 7, '{"plan":{}}'),
-        config_map=names.config_map(OWNER, run_id),
+        config="exports: [{query: \"SELECT '$(HOME)', '$$'\"}]\n",
         source_secret={"name": "orders-db", "key": "url"},
     )
     job = builders.job(OWNER, js, SPEC, RT)
@@ -89,6 +89,11 @@ def test_chunk_job_is_restricted_owned_labelled_and_secret_free() -> None:
     assert "--lo" not in c["args"] and "--cursor" not in c["args"]  # the engine computes the chunk's range
     assert {"name": "RIVET_SOURCE_URL", "valueFrom": {"secretKeyRef": {"name": "orders-db", "key": "url"}}} in c["env"]
     assert c["envFrom"] == [{"secretRef": {"name": "lake-credentials"}}]
+    # the config rides last in env (no spec env entry can replace it), `$` doubled against the kubelet's
+    # $(VAR) expansion, and is read with -c env:...; no ConfigMap volume anyone could edit mid-run
+    assert c["env"][-1] == {"name": "RIVET_JOB_CONFIG", "value": "exports: [{query: \"SELECT '$$(HOME)', '$$$$'\"}]\n"}
+    assert c["args"][c["args"].index("-c") + 1] == "env:RIVET_JOB_CONFIG"
+    assert not [v for v in pod["volumes"] if "configMap" in v]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -160,14 +165,14 @@ def test_finalize_job_projects_every_ledger_shard() -> None:
         "fin",
         {},
         builders.finalize_args("o", "r", "2026-01-01", "t", 2500, "{}", False),
-        "cm",
+        "config",
         ledger_shards=("s0", "s1", "s2"),
     )
     pod = builders.job(OWNER, js, SPEC, RT)["spec"]["template"]["spec"]
     vol = next(v for v in pod["volumes"] if v["name"] == "ledger")
     assert [s["configMap"]["name"] for s in vol["projected"]["sources"]] == ["s0", "s1", "s2"]
     empty = builders.JobSpec(
-        "fin", {}, builders.finalize_args("o", "r", "d", "t", 0, "{}", False), "cm", empty_ledger=True
+        "fin", {}, builders.finalize_args("o", "r", "d", "t", 0, "{}", False), "config", empty_ledger=True
     )
     pod = builders.job(OWNER, empty, SPEC, RT)["spec"]["template"]["spec"]
     assert {"name": "ledger", "emptyDir": {}} in pod["volumes"]
@@ -196,7 +201,6 @@ def test_two_long_names_sharing_a_prefix_never_share_a_run_id_or_object_name() -
     eu, us = names.run_id(LONG_EU, stamp), names.run_id(LONG_US, stamp)
     assert eu != us
     for make in (
-        lambda o, r: names.config_map(o, r),
         lambda o, r: names.plan_job(o, r, 1),
         lambda o, r: names.chunk_job(o, r, 7, 1),
         lambda o, r: names.finalize_job(o, r, 1),
@@ -230,7 +234,6 @@ def test_every_derived_name_and_label_is_valid_at_the_limits(name: str) -> None:
     owner = Owner("rivet.dev/v1alpha1", "RivetExport", name, "3f1c2a9e-0000-4000-8000-00000000000e", "ns")
     run = names.run_id(owner, "20261122t020000")
     derived = [
-        names.config_map(owner, run),
         names.plan_job(owner, run, 21),
         names.chunk_job(owner, run, 100_000, 21),
         names.finalize_job(owner, run, 21),
@@ -292,7 +295,11 @@ def test_ledger_shards_stay_far_below_object_limits_at_10000_chunks() -> None:
     }
     shard = {ledger.record_key(i): json.dumps(record, separators=(",", ":")) for i in range(1, 1001)}
     assert len(json.dumps(shard)) < 400 * 1024
-    assert ledger.parse_records([{"data": {ledger.record_key(5): json.dumps({"rows": 1})}}]) == {5: {"rows": 1}}
+    text = json.dumps({"rows": 1})
+    assert ledger.parse_records([{ledger.record_key(5): text, "junk": "x"}]) == (
+        {5: {"rows": 1}},
+        {"chunk-000005.json": text},
+    )
 
 
 def test_progress_is_bounded_at_10000_chunks() -> None:

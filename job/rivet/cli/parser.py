@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(sp: argparse.ArgumentParser, export_required: bool = False) -> None:
-        sp.add_argument("-c", "--config", required=True, help="path to rivet.yaml")
+        sp.add_argument(
+            "-c", "--config", required=True, help="path to rivet.yaml, or env:NAME to read it from a variable"
+        )
         sp.add_argument("-e", "--export", action="append", required=export_required, help="export name (repeatable)")
         sp.add_argument("--param", action="append", type=_param, default=[], help="fill ${key} in the config")
         sp.add_argument("--date", type=_date, help="the run date for {date} (YYYY-MM-DD, default today UTC)")
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(fin, export_required=True)
     fin.add_argument("--run-id", required=True)
     fin.add_argument("--ledger", required=True, help="commit records (JSON lines or a JSON list)")
+    fin.add_argument("--ledger-digest", help="the operator's sha256 of the ledger directory: refuse any other")
     fin.add_argument("--started-at", help="RFC 3339 start time of the run")
     fin.add_argument("--expect-chunks", type=int, help="the plan's chunk count (checked against --plan)")
     fin.add_argument("--force", action="store_true", help="replace a certified prefix")

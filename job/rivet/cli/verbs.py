@@ -133,7 +133,7 @@ def cmd_finalize(args: argparse.Namespace) -> int:
         one(cfg, args),
         args.run_id,
         args.date or dt.datetime.now(dt.UTC).date(),
-        read_ledger(args.ledger),
+        read_ledger(args.ledger, args.ledger_digest),
         args.started_at,
         plan_doc,
         args.force,

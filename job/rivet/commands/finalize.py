@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from rivet.config.model import ExportConfig, RivetConfig
+from rivet.contract.fingerprint import ledger_digest
 from rivet.contract.manifest import CommitRecord
 from rivet.destinations.factory import open_destination
 from rivet.engine.certify import certify, utc_now, withdraw_or_refuse
 from rivet.engine.context import recorded_context
-from rivet.errors import ContractError, UsageError
+from rivet.errors import ContractError, LedgerMismatch, UsageError
 from rivet.sources.factory import open_source
 
 
@@ -58,18 +59,32 @@ def finalize_command(
     }
 
 
-def read_ledger(path: str) -> list[CommitRecord]:
+def read_ledger(path: str, digest: str | None = None) -> list[CommitRecord]:
     """A ledger: a directory of one-record JSON files (the operator's projected ConfigMaps), or a file of
-    JSON lines, a JSON list, or {"records": [...]}."""
+    JSON lines, a JSON list, or {"records": [...]}. With `digest` (the operator's), the directory must hold
+    exactly the records the operator recorded, byte for byte (`ledger_digest`)."""
     p = Path(path)
     if p.is_dir():
         # ConfigMap volumes keep each key as a top-level symlink into a hidden `..<timestamp>/` dir:
         # read the top level only, or every record would be counted twice.
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
         try:
-            return unique_records([CommitRecord.from_dict(json.loads(f.read_text(encoding="utf-8"))) for f in files])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            texts = [(f.name, f.read_text(encoding="utf-8")) for f in files]
+        except OSError as exc:
             raise UsageError(f"ledger directory {path} holds an unreadable record: {exc}") from None
+        if digest is not None and ledger_digest(texts) != digest:
+            raise LedgerMismatch(
+                f"the ledger handed to finalize ({len(texts)} records in {path}) is not the one the operator"
+                " recorded: a transport ConfigMap was changed on the way. Nothing was certified; the operator"
+                " hands the records over again on the next attempt",
+                reason="LedgerMismatch",
+            )
+        try:
+            return unique_records([CommitRecord.from_dict(json.loads(text)) for _, text in texts])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"ledger directory {path} holds an unreadable record: {exc}") from None
+    if digest is not None:
+        raise UsageError("--ledger-digest checks a ledger directory (the operator's), not a file")
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:

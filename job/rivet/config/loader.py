@@ -104,12 +104,23 @@ ALL_DEST_KEYS = set().union(*DEST_KEYS.values())
 SSE_MODES = ("AES256", "aws:kms")
 
 
+CONFIG_ENV_PREFIX = "env:"
+
+
 def load_config(
     path: str | Path,
     params: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     need_source: bool = True,
 ) -> RivetConfig:
+    if isinstance(path, str) and path.startswith(CONFIG_ENV_PREFIX):
+        # The operator's Jobs carry their rendered config in an env var of the Job's (immutable) pod
+        # template: no ConfigMap that anyone with ConfigMap rights could edit mid-run.
+        name = path[len(CONFIG_ENV_PREFIX) :]
+        text = (env if env is not None else os.environ).get(name)
+        if text is None:
+            raise ConfigError("", f"-c {path}: environment variable {name} is not set", "set it, or pass a file")
+        return load_config_text(text, params=params, env=env, origin=path, need_source=need_source)
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterable
 
 import pyarrow as pa
 import xxhash
@@ -99,3 +100,19 @@ def schema_fingerprint(schema: pa.Schema) -> str:
     """XXH3-64 over `name\\ttype\\n` for each column, sorted by name."""
     lines = "".join(f"{f.name}\t{canonical_type(f.type)}\n" for f in sorted(schema, key=lambda f: f.name))
     return fingerprint_bytes(lines.encode("utf-8"))
+
+
+def ledger_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """`sha256:<hex>` of a ledger's (file name, record text) pairs, in name order.
+
+    The operator computes it from the records only it can write and passes it to the finalize Job, which
+    recomputes it from the ConfigMaps it was handed: a record edited, added or removed on the way (anyone
+    with ConfigMap rights in the namespace could) fails finalize instead of certifying. SHA-256, not XXH3:
+    the other side is an adversary, not a disk."""
+    h = hashlib.sha256()
+    for name, text in sorted(entries):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(text.encode())
+        h.update(b"\n")
+    return "sha256:" + h.hexdigest()

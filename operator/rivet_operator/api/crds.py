@@ -1,4 +1,4 @@
-"""The two CRDs as data (pure), built from the field table. `python -m rivet_operator.api.crds crds/` writes
+"""The CRDs as data (pure), built from the field table. `python -m rivet_operator.api.crds crds/` writes
 crds/*.yaml; a unit test keeps them in sync.
 
 Admission catches what it can: enums (the engine's), defaults, bounds and CEL rules (exactly one of
@@ -27,7 +27,9 @@ from rivet_operator.api.fields import (
     destination_types_by_key,
     run_defining_fields,
 )
+from rivet_operator.api.status import ACTIVE_STAGES
 
+LEDGER_SHARD_RECORDS = 1000  # specs/configmaps.SHARD_SIZE: records per RivetLedger / transport ConfigMap
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 ANY_OBJ = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -135,9 +137,15 @@ def immutable_while_running() -> dict[str, Any]:
         for f in run_defining_fields()
         if f != "cursor"  # untyped JSON: CEL cannot compare it (and a run copies it when it starts)
     )
+    # A run is active while its stage is (a held run reads phase Failed with its Jobs still to come), or
+    # while the phase says so (objects written before `stage` existed).
+    active = (
+        "(has(oldSelf.status.phase) && oldSelf.status.phase in ['Pending', 'Running', 'Suspended'])"
+        " || (has(oldSelf.status.stage) && oldSelf.status.stage in "
+        f"{list(ACTIVE_STAGES)!r})"
+    )
     return {
-        "rule": "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Pending', "
-        f"'Running', 'Suspended']) || ({same})",
+        "rule": f"!has(oldSelf.status) || !({active}) || ({same})",
         "message": "run-defining fields (source, table/query, mode, chunking, format, destination, date) are "
         "immutable while a run is active: wait for it to finish, or delete and re-create the export",
     }
@@ -300,6 +308,17 @@ def export_status() -> dict[str, Any]:
             "runDate": OPT_STR,
             "runGeneration": OPT_INT,
             "runFingerprint": {**OPT_STR, "description": "fingerprint of the run-defining spec of the last run"},
+            "runConfig": {
+                **OPT_STR,
+                "maxLength": 65536,
+                "description": "the run's rivet.yaml (no secrets), rendered when it started: every Job of the run gets it",
+            },
+            "ignoredObjects": {
+                "type": "array",
+                "maxItems": 20,
+                "items": NAME,
+                "description": "objects carrying this export's labels that the operator did not write (reported once)",
+            },
             "rerun": {**OPT_STR, "description": "the last rivet.dev/rerun annotation value honoured"},
             "startedAt": OPT_STR,
             "completedAt": OPT_STR,
@@ -509,7 +528,37 @@ def all_crds() -> dict[str, dict[str, Any]]:
             "RivetValidation", "rivetvalidations", ["rval"], validation_spec(), validation_status(), validation_cols, []
         ),
         "rivet.dev_rivetschedules.yaml": _schedule_crd(),
+        "rivet.dev_rivetledgers.yaml": ledger_crd(),
     }
+
+
+def ledger_crd() -> dict[str, Any]:
+    """RivetLedger: one shard of a run's chunk commit records, the operator's own state. The records live in
+    the status subresource, which only the operator's role may write (the chart's user roles never get this
+    kind): a record nobody but the operator wrote cannot make a chunk count as committed."""
+    doc = crd(
+        "RivetLedger",
+        "rivetledgers",
+        [],
+        _obj({"export": NAME, "runId": TEXT, "shard": INT}, ["runId", "shard"]),
+        _obj(
+            {
+                "records": {
+                    "type": "object",
+                    "maxProperties": LEDGER_SHARD_RECORDS,
+                    "additionalProperties": {"type": "string", "maxLength": 8192},
+                    "description": "chunk-NNNNNN.json -> the chunk's commit record (JSON), written by the operator",
+                }
+            }
+        ),
+        [_col("Export", ".spec.export"), _col("Run", ".spec.runId"), _col("Shard", ".spec.shard", "integer"), AGE],
+        [],
+    )
+    version = doc["spec"]["versions"][0]
+    version["schema"]["openAPIV3Schema"]["properties"]["status"].pop("default", None)
+    doc["spec"]["names"].pop("categories", None)
+    doc["spec"]["names"].pop("shortNames", None)
+    return doc
 
 
 def _schedule_crd() -> dict[str, Any]:

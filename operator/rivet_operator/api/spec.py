@@ -20,8 +20,7 @@ from rivet_operator.api.fields import EXPORT_FIELDS, TUNING_FIELDS, camel, run_d
 SOURCE_URL_ENV = "RIVET_SOURCE_URL"
 SOURCE_CA_DIR = "/etc/rivet-source-ca"  # spec.source.tls.caFrom, mounted read-only into the Jobs that read the source
 SOURCE_CA_FILE = f"{SOURCE_CA_DIR}/ca.crt"
-CONFIG_DIR = "/etc/rivet"
-CONFIG_FILE = f"{CONFIG_DIR}/rivet.yaml"
+CONFIG_ENV = "RIVET_JOB_CONFIG"  # the run's rivet.yaml, in the Job's pod template (`rivet -c env:RIVET_JOB_CONFIG`)
 _TUNING_KEYS = {f.name: f.engine_key for f in TUNING_FIELDS}
 
 

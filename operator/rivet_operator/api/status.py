@@ -14,6 +14,9 @@ TYPES = ("Ready", "Reconciling", "Stalled")
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
 RANGES_LIMIT = 1024
 
+# The stages of a run that still has Jobs to start (the controller and the CRD's immutability rule).
+ACTIVE_STAGES = ("starting", "planning", "exporting", "finalizing")
+
 
 def set_condition(
     conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str, generation: int, now: str

@@ -16,9 +16,11 @@ from rivet_operator.controller.model import (
     Decision,
     Delete,
     Emit,
+    LedgerView,
     Observed,
     PatchStatus,
     PodView,
+    Put,
     Settings,
     WriteLedger,
 )
@@ -46,6 +48,7 @@ class Kind:
     decide: Callable[[Observed, Settings], Decision]
     needs_visit: Callable[[dict[str, Any]], bool]
     references_export: bool = False  # RivetValidation: read the RivetExport named by spec.exportRef
+    ledger: bool = False  # RivetExport: read its RivetLedger shards
     # what a kind observes when it is not its Jobs, pods and ConfigMaps (a schedule observes its exports)
     observe: Callable[[Kube, Kind, str, str, dt.datetime], Awaitable[Observed | None]] | None = None
     # what to do when the API server refuses (422/403) an object the decision creates; None: raise
@@ -91,6 +94,7 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
     jobs = await kube.list_jobs(namespace, selector)
     pods = await kube.list_pods(namespace, selector)
     cms = await kube.list_configmaps(namespace, selector)
+    ledgers = await kube.list_custom("rivetledgers", namespace, selector) if kind.ledger else []
     by_job: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         by_job.setdefault(pod_job_name(pod), []).append(pod)
@@ -116,6 +120,14 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
                 dict(cm.get("data") or {}),
             )
             for cm in cms
+        ),
+        ledgers=tuple(
+            LedgerView(
+                lg["metadata"]["name"],
+                (lg["metadata"].get("labels") or {}).get(names.L_RUN, ""),
+                {str(k): str(v) for k, v in ((lg.get("status") or {}).get("records") or {}).items()},
+            )
+            for lg in ledgers
         ),
         export=export,
     )
@@ -149,7 +161,50 @@ async def create(kube: Kube, owner: Owner, body: dict[str, Any]) -> bool:
             f"{body['kind']} {owner.namespace}/{body['metadata']['name']} exists and is not owned by "
             f"{owner.kind} {owner.name} (uid {owner.uid})"
         )
+    if existing is not None and body["kind"] == "Job" and _containers(existing) != _containers(body):
+        # An owner reference is anyone's to write: a Job we did not create could report any commit record.
+        raise Conflict(
+            f"Job {owner.namespace}/{body['metadata']['name']} exists with our owner reference but does not run"
+            " what the operator would run (image, command, arguments or environment differ): it is not ours"
+        )
     return False
+
+
+def _containers(job: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What a Job's containers run, as the API server keeps it (fieldRef's defaulted apiVersion aside)."""
+    containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    out = []
+    for c in containers:
+        env = []
+        for e in c.get("env") or []:
+            e = dict(e)
+            ref = (e.get("valueFrom") or {}).get("fieldRef")
+            if ref:
+                e["valueFrom"] = {**e["valueFrom"], "fieldRef": {"fieldPath": ref.get("fieldPath")}}
+            env.append(e)
+        out.append((c.get("image"), c.get("command"), c.get("args"), env, c.get("envFrom") or []))
+    return out
+
+
+async def put(kube: Kube, owner: Owner, body: dict[str, Any]) -> None:
+    """Create a ConfigMap, or replace what holds its name: its content must be exactly ours."""
+    if not await create(kube, owner, body):
+        await kube.replace_configmap(owner.namespace, body)
+
+
+async def write_ledger(kube: Kube, owner: Owner, action: WriteLedger) -> None:
+    """Merge one record into its RivetLedger shard's status; create the shard first when it is missing (a
+    create never carries status, so a record only ever arrives through the status subresource)."""
+    name = action.body["metadata"]["name"]
+    patch = {"records": {action.key: action.record}}
+    try:
+        await kube.patch_status("rivetledgers", owner.namespace, name, patch)
+        return
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    await create(kube, owner, action.body)
+    await kube.patch_status("rivetledgers", owner.namespace, name, patch)
 
 
 async def apply(kube: Kube, kind: Kind, obs: Observed, decision: Decision) -> dict[str, Any]:
@@ -170,11 +225,10 @@ async def apply(kube: Kube, kind: Kind, obs: Observed, decision: Decision) -> di
                     "create_rejected kind=%s name=%s/%s status=%d", owner.kind, owner.namespace, owner.name, exc.status
                 )
                 return await apply(kube, kind, obs, kind.rejected(obs, str(exc)))
+        elif isinstance(action, Put):
+            await put(kube, owner, action.body)
         elif isinstance(action, WriteLedger):
-            if not await create(kube, owner, action.body):
-                await kube.patch_configmap(
-                    owner.namespace, action.body["metadata"]["name"], {"data": action.body["data"]}
-                )
+            await write_ledger(kube, owner, action)
             metrics.CHUNKS_COMMITTED_TOTAL.labels(owner.namespace).inc()
             metrics.ROWS_TOTAL.labels(owner.namespace).inc(action.rows)
             metrics.BYTES_TOTAL.labels(owner.namespace).inc(action.size_bytes)

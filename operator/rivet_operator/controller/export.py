@@ -15,15 +15,17 @@ import json
 from typing import Any
 
 from rivet.contract import values
+from rivet.contract.fingerprint import ledger_digest
 from rivet_operator.api.policy import check_job_template
 from rivet_operator.api.spec import SpecError, check_spec, export_name, render_yaml, run_fingerprint
-from rivet_operator.api.status import progress
+from rivet_operator.api.status import ACTIVE_STAGES, progress
 from rivet_operator.controller.model import (
     RERUN_ANNOTATION,
     Create,
     Decision,
     Delete,
     Observed,
+    Put,
     Settings,
     WriteLedger,
     parse_time,
@@ -34,8 +36,9 @@ from rivet_operator.controller.step import Step
 from rivet_operator.specs import configmaps, names
 from rivet_operator.specs import jobs as job_specs
 
-ACTIVE = ("starting", "planning", "exporting", "finalizing")
+ACTIVE = ACTIVE_STAGES
 DEFAULT_RETRIES = 3
+IGNORED_KEPT = 20  # status.ignoredObjects: the names already reported, newest last
 # What a chunk Job prints beside its commit record (how it decided); the rest is stored verbatim.
 JOB_ONLY_FIELDS = frozenset({"decision", "resolved_prefix", "quarantined"})
 
@@ -93,6 +96,9 @@ def decide_export(obs: Observed, settings: Settings) -> Decision:
     s = Step(obs, settings)
     refused = refusal(obs.owner.name, obs.spec, settings)
     stage = s.get("stage")
+    if stage in ACTIVE and _redefined(s):
+        _abandon(s)
+        stage = s.get("stage")
     if stage not in ACTIVE:
         why = wants_new_run(obs.owner.name, obs.generation, obs.spec, obs.status, obs.annotations)
         if why is None:
@@ -143,7 +149,7 @@ def _job_body(
         name=name,
         labels=names.labels(s.obs.owner, run_id, component, chunk, attempt),
         args=args,
-        config_map=names.config_map(s.obs.owner, run_id),
+        config=str(s.get("runConfig") or render_yaml(s.obs.owner.name, s.obs.spec)),
         source_secret=_secret(s.obs.spec),
         source_ca=((s.obs.spec.get("source") or {}).get("tls") or {}).get("caFrom"),
         **kw,
@@ -217,6 +223,45 @@ def _failed_step(s: Step, key: str, job: JobView, reason: str, what: str) -> Non
     s.requeue_in(delay)
 
 
+def _redefined(s: Step) -> bool:
+    """Whether the run-defining spec differs from the active run's (admission refuses such an edit; this
+    holds where it was bypassed or predates the rule): a run never mixes two definitions."""
+    recorded = s.get("runFingerprint")
+    return bool(recorded) and recorded != run_fingerprint(s.obs.owner.name, s.obs.spec)
+
+
+def _abandon(s: Step) -> None:
+    """Stop the active run for good: its running Jobs are deleted, nothing more of it is created or
+    certified. A new run of the new definition starts once they are gone (the fence); parts the abandoned
+    run left in the prefix are quarantined by the new run's chunks, never certified."""
+    run_id = s.get("runId")
+    message = (
+        f"the run-defining spec changed while run {run_id} was {s.get('stage')}: that run is abandoned (its Jobs"
+        " are stopped, nothing of it is certified) and a run of the new definition starts"
+    )
+    s.set(stage="failed", reason="SpecChanged", completedAt=s.obs.now_s)
+    s.event("RunAbandoned", message, warning=True)
+    for job in _jobs(s):
+        if job.state == RUNNING and not job.deleting:
+            s.do(Delete("jobs", job.name))
+
+
+def _report_foreign(s: Step, run: str) -> None:
+    """ConfigMaps that carry this run's labels but that the operator does not write during a run (older
+    operators kept the ledger in them): ignored, and said once in an Event."""
+    seen = list(s.get("ignoredObjects") or [])
+    new = [cm.name for cm in s.obs.configmaps if cm.run == run and cm.component != "transport" and cm.name not in seen]
+    if not new:
+        return
+    s.event(
+        "ForeignObjectIgnored",
+        f"ConfigMap {', '.join(new[:5])} carries this export's labels but was not written by the operator: ignored"
+        " (commit records live only in RivetLedger objects, which only the operator may write)",
+        warning=True,
+    )
+    s.set(ignoredObjects=(seen + new)[-IGNORED_KEPT:])
+
+
 def _idle(s: Step) -> None:
     """No run to start: keep observedGeneration current and clean Jobs a finished run left behind."""
     s.observe_generation()
@@ -257,8 +302,8 @@ def _start(s: Step, why: str) -> None:
         success=None,
         retries=None,
         cursor=_cursor_for_run(s),
+        runConfig=render_yaml(obs.owner.name, obs.spec),
     )
-    s.do(Create(configmaps.run_config(obs.owner, run_id, render_yaml(obs.owner.name, obs.spec))))
     if why == "spec" and previous:
         s.event("SpecChanged", f"the run-defining spec changed since run {previous}: starting run {run_id}")
     elif why == "rerun":
@@ -297,9 +342,12 @@ def _fence(s: Step) -> bool:
     for job in earlier:
         if not job.deleting:
             s.do(Delete("jobs", job.name))
-    for cm in s.obs.configmaps:  # earlier runs' config and ledger: resume state only
+    for cm in s.obs.configmaps:  # earlier runs' ConfigMaps (finalize transport, older operators' state)
         if cm.run != run:
             s.do(Delete("configmaps", cm.name))
+    for lg in s.obs.ledgers:  # earlier runs' ledgers: resume state of runs that will never resume
+        if lg.run != run:
+            s.do(Delete("rivetledgers", lg.name))
     earlier = [j for j in earlier if j.state == RUNNING]  # finished ones need no wait, only deletion
     pods = [p for p in s.obs.pods if p.run != run and p.active]
     if earlier or pods:
@@ -419,14 +467,22 @@ def _plan(s: Step, refused: tuple[str, str] | None) -> bool:
     return False
 
 
-def _records(s: Step) -> dict[int, dict[str, Any]]:
+def _ledger(s: Step) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
+    """The current run's commit records (parsed by chunk, and as recorded), from the RivetLedger shards only
+    the operator writes. ConfigMaps are never read back: anyone with ConfigMap rights could plant one."""
     run = names.run_key(str(s.get("runId")))
-    shards = [{"data": cm.data} for cm in s.obs.configmaps if cm.run == run and cm.component == "ledger"]
+    shards = [lg.records for lg in s.obs.ledgers if lg.run == run]
+    shards.append({a.key: a.record for a in s.actions if isinstance(a, WriteLedger)})  # recorded this reconcile
     return configmaps.parse_records(shards)
 
 
+def _records(s: Step) -> dict[int, dict[str, Any]]:
+    return _ledger(s)[0]
+
+
 def _export(s: Step, refused: tuple[str, str] | None) -> bool:
-    exp, run_id, _, run_date = _run(s)
+    exp, run_id, run, run_date = _run(s)
+    _report_foreign(s, run)
     owner, spec = s.obs.owner, s.obs.spec
     plan = s.get("plan") or {}
     total = int(plan.get("chunkCount") or 0)
@@ -442,8 +498,15 @@ def _export(s: Step, refused: tuple[str, str] | None) -> bool:
         if job.state == SUCCEEDED and job.result and "rows" in job.result:
             if idx not in records:
                 record = commit_record(job.result)
-                body = configmaps.ledger_shard(owner, run_id, idx, record)
-                s.do(WriteLedger(body, int(record.get("rows") or 0), int(record.get("size_bytes") or 0)))
+                s.do(
+                    WriteLedger(
+                        configmaps.ledger(owner, run_id, idx, exp),
+                        configmaps.record_key(idx),
+                        configmaps.record_text(record),
+                        int(record.get("rows") or 0),
+                        int(record.get("size_bytes") or 0),
+                    )
+                )
                 records[idx] = record
             retries = _retries(s)
             if retries.pop(str(idx), None) is not None:
@@ -508,6 +571,7 @@ def _finalize(s: Step, refused: tuple[str, str] | None) -> None:
     plan = s.get("plan") or {}
     total = int(plan.get("chunkCount") or 0)
     shards = tuple(names.ledger_shard(owner, run_id, n) for n in range(configmaps.shard_count(total)))
+    _, texts = _ledger(s)
     args = job_specs.finalize_args(
         exp,
         run_id,
@@ -517,16 +581,16 @@ def _finalize(s: Step, refused: tuple[str, str] | None) -> None:
         str(plan.get("document")),
         bool(spec.get("force")),
         _cursor_arg(s),
+        ledger_digest(texts.items()),
     )
-    job, what = _run_once(
-        s,
-        "finalize",
-        lambda attempt: names.finalize_job(owner, run_id, attempt),
-        refused,
-        lambda name, attempt: _job_body(
-            s, name, "finalize", args, None, attempt, ledger_shards=shards, empty_ledger=not shards
-        ),
-    )
+
+    def body(name: str, attempt: int) -> dict[str, Any]:
+        """The finalize Job, after the transport ConfigMaps it reads (rewritten for every attempt)."""
+        for cm in configmaps.transports(owner, run_id, texts):
+            s.do(Put(cm))
+        return _job_body(s, name, "finalize", args, None, attempt, ledger_shards=shards, empty_ledger=not shards)
+
+    job, what = _run_once(s, "finalize", lambda attempt: names.finalize_job(owner, run_id, attempt), refused, body)
     if job is None:
         _waiting_phase(
             s, what, "Running", "Finalizing", f"run {run_id}: all {total} chunks committed; finalizing", "finalize"
@@ -560,6 +624,9 @@ def _finalize(s: Step, refused: tuple[str, str] | None) -> None:
     s.event("Succeeded", message)
     for j in _jobs(s):
         s.do(Delete("jobs", j.name))
+    for cm in s.obs.configmaps:  # the transport: a copy of the ledger, done with
+        if cm.component == "transport":
+            s.do(Delete("configmaps", cm.name))
 
 
 def advance_cursor(cursor: dict[str, Any] | None, records: Any, run_id: str) -> dict[str, Any] | None:

@@ -46,6 +46,15 @@ class ConfigMapView:
 
 
 @dataclass(frozen=True)
+class LedgerView:
+    """A RivetLedger shard: the commit records the operator wrote into its status."""
+
+    name: str
+    run: str
+    records: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything one reconcile of one object works from (read by the shell, decided on purely)."""
 
@@ -58,6 +67,7 @@ class Observed:
     jobs: tuple[JobView, ...] = ()
     pods: tuple[PodView, ...] = ()
     configmaps: tuple[ConfigMapView, ...] = ()
+    ledgers: tuple[LedgerView, ...] = ()
     export: dict[str, Any] | None = None  # RivetValidation: the referenced RivetExport, when it exists
     body: dict[str, Any] = field(default_factory=dict)  # the object as read (a schedule decides on all of it)
     children: tuple[dict[str, Any], ...] = ()  # RivetSchedule: the RivetExports carrying its label
@@ -91,10 +101,21 @@ class Create:
 
 
 @dataclass(frozen=True)
-class WriteLedger:
-    """Create the ledger shard with this record, or merge the record into it (before the Job is deleted)."""
+class Put:
+    """Create a ConfigMap, or replace what holds its name (the finalize transport: nothing another user
+    wrote there may stay)."""
 
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteLedger:
+    """Record one chunk's commit record in its RivetLedger shard's status (the shard is created first if it
+    does not exist), before the Job that reported it is deleted."""
+
+    body: dict[str, Any]  # the RivetLedger shard
+    key: str  # chunk-NNNNNN.json
+    record: str  # the record as it will be handed to finalize, byte for byte
     rows: int = 0
     size_bytes: int = 0
 
@@ -119,10 +140,10 @@ class Emit:
     warning: bool = False
 
 
-Action = Create | WriteLedger | Delete | PatchStatus | Emit
+Action = Create | Put | WriteLedger | Delete | PatchStatus | Emit
 # The order the shell applies them in: records before the status that counts them, the status before the
 # deletion of the Jobs whose results it holds, and new Jobs after the status that names their attempt.
-ORDER = {WriteLedger: 0, PatchStatus: 1, Emit: 2, Create: 3, Delete: 4}
+ORDER = {WriteLedger: 0, PatchStatus: 1, Emit: 2, Put: 3, Create: 3, Delete: 4}
 
 
 @dataclass
@@ -134,7 +155,7 @@ class Decision:
     def ordered(self) -> list[Action]:
         if self.in_order:
             return list(self.actions)
-        creates_cm = [a for a in self.actions if isinstance(a, Create) and a.body.get("kind") == "ConfigMap"]
+        creates_cm = [a for a in self.actions if isinstance(a, Put | Create) and a.body.get("kind") == "ConfigMap"]
         rest = [a for a in self.actions if a not in creates_cm]
         return creates_cm + sorted(rest, key=lambda a: ORDER[type(a)])
 

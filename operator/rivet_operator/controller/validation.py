@@ -16,8 +16,8 @@ from rivet_operator.api.status import verdict
 from rivet_operator.controller.model import RERUN_ANNOTATION, Create, Decision, Delete, Observed, Settings, parse_time
 from rivet_operator.controller.outcomes import RUNNING
 from rivet_operator.controller.step import Step
-from rivet_operator.specs import configmaps, names
 from rivet_operator.specs import jobs as job_specs
+from rivet_operator.specs import names
 
 ACTIVE = ("starting", "validating")
 
@@ -130,7 +130,6 @@ def _start(s: Step, checked: Checked) -> None:
         startedAt=obs.now_s,
         reason=None,
     )
-    s.do(Create(configmaps.run_config(obs.owner, run_id, render_yaml(checked.name, checked.vspec))))
     s.phase("Pending", "Validating", f"validation {run_id} started")
 
 
@@ -169,7 +168,7 @@ def _validate(s: Step, checked: Checked) -> None:
             name=job_name,
             labels=names.labels(obs.owner, run_id, "validate", None, 1),
             args=args,
-            config_map=names.config_map(obs.owner, run_id),
+            config=render_yaml(name_for_cfg, vspec),
         )
         s.do(Create(job_specs.job(obs.owner, js, vspec, s.settings.runtime)))
         s.phase("Running", "Validating", f"validation {run_id} running")

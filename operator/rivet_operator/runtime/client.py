@@ -145,10 +145,10 @@ class Kube:
                 return None
             raise
 
-    async def patch_configmap(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self._call(
-            "patch", self.core.patch_namespaced_config_map, name, namespace, patch, _content_type=MERGE_PATCH
-        )
+    async def replace_configmap(self, namespace: str, body: dict[str, Any]) -> None:
+        """Replace whatever holds this ConfigMap's name with `body` (an unconditional update: no
+        resourceVersion, so keys another writer added go too)."""
+        await self._call("replace", self.core.replace_namespaced_config_map, body["metadata"]["name"], namespace, body)
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         """Delete (Background propagation: a Job goes at once, the garbage collector takes its pods)."""

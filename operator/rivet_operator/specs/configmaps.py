@@ -1,8 +1,15 @@
-"""ConfigMaps (pure): a run's rendered rivet.yaml, and the ledger shards of its commit records.
+"""The ledger of a run's chunk commit records (pure), and the ConfigMaps that hand it to the finalize Job.
 
-The ledger: commit records kept in ConfigMaps, sharded so 10,000 chunks stay far below object limits. A
-record is ~300 bytes; 1,000 per shard keeps each ConfigMap near 300 KiB (limit 1 MiB). The operator writes a
-chunk's record *before* deleting its finished Job, so a restart never loses a commit.
+The ledger lives in RivetLedger objects, the operator's own kind: records sit in the status subresource,
+which only the operator's role may write, so nothing another namespace user creates can make a chunk count
+as committed. It is sharded so 100,000 chunks stay far below object limits: a record is ~300 bytes, 1,000 per
+shard keeps each object near 300 KiB (limit 1.5 MiB). The operator writes a chunk's record *before* deleting
+its finished Job, so a restart never loses a commit.
+
+The finalize Job cannot read our kind (its pods have no API token), so the operator copies the records into
+ConfigMaps of the same shards just before it creates the Job, and passes the records' digest
+(`rivet.contract.fingerprint.ledger_digest`) in the Job's immutable arguments: finalize refuses a ledger
+that was changed on the way.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rivet_operator import GROUP, VERSION
 from rivet_operator.specs import names
 from rivet_operator.specs.names import Owner
 
@@ -18,15 +26,6 @@ SHARD_SIZE = 1000
 
 def metadata(owner: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "namespace": owner.namespace, "labels": labels, "ownerReferences": [owner.reference()]}
-
-
-def run_config(owner: Owner, run: str, rivet_yaml: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(owner, names.config_map(owner, run), names.labels(owner, run, "config")),
-        "data": {"rivet.yaml": rivet_yaml},
-    }
 
 
 def shard_of(chunk: int) -> int:
@@ -41,29 +40,61 @@ def record_key(chunk: int) -> str:
     return f"chunk-{chunk:06d}.json"
 
 
-def record_data(chunk: int, record: dict[str, Any]) -> dict[str, str]:
-    return {record_key(chunk): json.dumps(record, separators=(",", ":"), default=str)}
+def record_text(record: dict[str, Any]) -> str:
+    """A commit record as the ledger keeps it and finalize reads it."""
+    return json.dumps(record, separators=(",", ":"), default=str)
 
 
-def ledger_shard(owner: Owner, run: str, chunk: int, record: dict[str, Any]) -> dict[str, Any]:
-    """The shard holding `chunk`, with that one record (created, or merged into the existing shard)."""
-    name = names.ledger_shard(owner, run, shard_of(chunk))
+def ledger(owner: Owner, run: str, chunk: int, export: str) -> dict[str, Any]:
+    """The RivetLedger shard holding `chunk` (its records are written to the status, never on create)."""
+    shard = shard_of(chunk)
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(owner, name, names.labels(owner, run, "ledger")),
-        "data": record_data(chunk, record),
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RivetLedger",
+        "metadata": metadata(owner, names.ledger_shard(owner, run, shard), names.labels(owner, run, "ledger")),
+        "spec": {"export": export, "runId": run, "shard": shard},
     }
 
 
-def parse_records(configmaps: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """All records in these ledger shards, by chunk index."""
+def transport(owner: Owner, run: str, shard: int, records: dict[str, str]) -> dict[str, Any]:
+    """The ConfigMap that hands one shard's records (as recorded, byte for byte) to the finalize Job."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(owner, names.ledger_shard(owner, run, shard), names.labels(owner, run, "transport")),
+        "data": dict(records),
+    }
+
+
+def transports(owner: Owner, run: str, records: dict[str, str]) -> list[dict[str, Any]]:
+    """One transport ConfigMap per shard of `records` (record key -> text)."""
+    by_shard: dict[int, dict[str, str]] = {}
+    for key, text in records.items():
+        by_shard.setdefault(shard_of(chunk_of(key) or 1), {})[key] = text
+    return [transport(owner, run, shard, by_shard[shard]) for shard in sorted(by_shard)]
+
+
+def chunk_of(key: str) -> int | None:
+    if key.startswith("chunk-") and key.endswith(".json"):
+        try:
+            return int(key[6:-5])
+        except ValueError:
+            return None
+    return None
+
+
+def parse_records(shards: list[dict[str, str]]) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
+    """All records of these ledger shards: parsed by chunk index, and as recorded (key -> text)."""
     out: dict[int, dict[str, Any]] = {}
-    for cm in configmaps:
-        for key, value in (cm.get("data") or {}).items():
-            if key.startswith("chunk-") and key.endswith(".json"):
-                try:
-                    out[int(key[6:-5])] = json.loads(value)
-                except (ValueError, TypeError):
-                    continue
-    return out
+    texts: dict[str, str] = {}
+    for records in shards:
+        for key, value in records.items():
+            idx = chunk_of(key)
+            if idx is None:
+                continue
+            try:
+                out[idx] = json.loads(value)
+            except (ValueError, TypeError):
+                continue
+            texts[key] = value
+    return out, texts

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rivet_operator.api.policy import enforce_restricted
-from rivet_operator.api.spec import CONFIG_DIR, CONFIG_FILE, SOURCE_CA_DIR, SOURCE_URL_ENV
+from rivet_operator.api.spec import CONFIG_ENV, SOURCE_CA_DIR, SOURCE_URL_ENV
 from rivet_operator.specs.configmaps import metadata
 from rivet_operator.specs.names import Owner
 
@@ -54,7 +54,7 @@ class JobSpec:
     name: str
     labels: dict[str, str]
     args: list[str]
-    config_map: str
+    config: str  # the run's rendered rivet.yaml, passed in an env var of the immutable pod template
     ledger_shards: tuple[str, ...] = ()
     source_secret: dict[str, str] | None = None  # {"name":..., "key":...}; None for validate Jobs
     source_ca: dict[str, Any] | None = None  # spec.source.tls.caFrom; None for validate Jobs
@@ -69,12 +69,14 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
     if js.source_secret:
         env.append({"name": SOURCE_URL_ENV, "valueFrom": {"secretKeyRef": dict(js.source_secret)}})
     env.extend(copy.deepcopy(spec.get("env") or []))
+    # Last, so that no `env` entry of the spec (the later of two equal names wins) replaces the run's config.
+    # The kubelet expands `$(NAME)` in env values and turns `$$` into `$`: doubling every `$` makes the
+    # config arrive byte for byte (a query may well hold `$(...)` or `$$`).
+    env.append({"name": CONFIG_ENV, "value": js.config.replace("$", "$$")})
     volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": js.config_map}},
         {"name": "tmp", "emptyDir": {}},
     ]
     mounts: list[dict[str, Any]] = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     if js.ledger_shards:
@@ -94,7 +96,7 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
         "image": rt.image,
         "imagePullPolicy": rt.pull_policy,
         "command": ["rivet"],
-        "args": [*js.args, "-c", CONFIG_FILE, "--termination-log", TERMINATION_LOG],
+        "args": [*js.args, "-c", f"env:{CONFIG_ENV}", "--termination-log", TERMINATION_LOG],
         "env": env,
         "envFrom": copy.deepcopy(spec.get("envFrom") or []),
         "volumeMounts": mounts,
@@ -177,12 +179,14 @@ def finalize_args(
     plan: str,
     force: bool,
     cursor: str | None = None,
+    ledger_digest: str | None = None,
 ) -> list[str]:
     return [
         "finalize",
         *common_args(export, run_id, run_date),
         "--ledger",
         LEDGER_DIR,
+        *(["--ledger-digest", ledger_digest] if ledger_digest else []),
         "--started-at",
         started_at,
         "--expect-chunks",

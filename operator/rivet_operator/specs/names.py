@@ -85,10 +85,6 @@ def base(owner: Owner, run: str) -> str:
     return f"{dns_label(owner.name, PREFIX_MAX)}-{digest}"
 
 
-def config_map(owner: Owner, run: str) -> str:
-    return f"{base(owner, run)}-config"
-
-
 def plan_job(owner: Owner, run: str, attempt: int) -> str:
     return f"{base(owner, run)}-plan-{attempt}"
 
