@@ -68,8 +68,8 @@ def main() -> int:
                 break
             time.sleep(2)
         wall = time.monotonic() - t0
-        ledgers = cluster.get_json("configmaps", "-l", "rivet.dev/component=ledger", namespace=ns)["items"]
-        ledger_bytes = sum(len(json.dumps(cm.get("data") or {})) for cm in ledgers)
+        ledgers = cluster.get_json("rivetledgers", "-l", "rivet.dev/component=ledger", namespace=ns)["items"]
+        ledger_bytes = sum(len(json.dumps((lg.get("status") or {}).get("records") or {})) for lg in ledgers)
         per_job = base_t / args.baseline_jobs
         ideal = per_job * args.chunks
         result = {
@@ -81,7 +81,7 @@ def main() -> int:
             "baseline_wall_s_for_all_chunks": round(ideal, 1),
             "operator_overhead_s_per_chunk": round((wall - ideal) / args.chunks, 3),
             "status_bytes": len(json.dumps(st)),
-            "ledger_configmaps": len(ledgers),
+            "ledger_objects": len(ledgers),
             "ledger_bytes": ledger_bytes,
             "operator_peak_rss_mb": round(peak, 1),
         }

@@ -72,7 +72,7 @@ def test_two_long_names_sharing_a_prefix_run_side_by_side(
     uids = {cluster.get_json("rivetexport", n, namespace=ns)["metadata"]["uid"] for n in long}
     owners = {
         c["metadata"]["labels"]["rivet.dev/owner-uid"]
-        for c in cluster.get_json("configmaps", "-l", "rivet.dev/component=config", namespace=ns)["items"]
+        for c in cluster.get_json("rivetledgers", "-l", "rivet.dev/component=ledger", namespace=ns)["items"]
     }
     assert owners == uids
 

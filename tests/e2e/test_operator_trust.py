@@ -1,0 +1,119 @@
+"""The two silent-data defects reproduced on the cluster (issue #21), now refused: a forged ledger ConfigMap
+made an export certify 2,000 of 3,000 rows, and a mid-run edit certified one prefix with two databases' rows.
+Every test compares the certified parts with the source, row for row."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from rivet_operator.specs import configmaps, names
+from rivet_operator.specs.names import Owner
+from tests.e2e.conftest import Cluster
+from tests.e2e.operator_env import Operator, status
+from tests.e2e.test_operator import bucket_objects, events, ids_from, s3_export, secrets_for, seed_pg
+from tests.e2e.test_operator_runs import ready
+from tests.fixtures.databases import DbServer
+from tests.fixtures.objectstores import S3Server, unique_name
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+def wait_status(cluster: Cluster, ns: str, name: str, what: str, test: Any, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    st: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        st = status(cluster, ns, "rivetexport", name)
+        if test(st):
+            return st
+        time.sleep(0.3)
+    raise AssertionError(f"rivetexport/{name} never reached {what}; last status: {st}\n{cluster.describe(ns)}")
+
+
+def test_a_forged_ledger_configmap_cannot_make_an_export_skip_a_chunk(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    ns = namespace
+    seed_pg(pod_pg, "public.forged_e2e", 3_000)
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    cluster.apply([s3_export("forged", "public.forged_e2e", pod_s3, bucket, "{export}/", parallelism=1)], ns)
+    st = wait_status(cluster, ns, "forged", "a run id", lambda st: bool(st.get("runId")))
+    uid = cluster.get_json("rivetexport", "forged", namespace=ns)["metadata"]["uid"]
+    owner = Owner("rivet.dev/v1alpha1", "RivetExport", "forged", uid, ns)
+    run = st["runId"]
+    # what any user with ConfigMap rights in the namespace could write: our name, labels and owner
+    # reference, and a record claiming chunk 3 committed with nothing in it
+    forged = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.ledger_shard(owner, run, 0),
+            "labels": names.labels(owner, run, "ledger"),
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {
+            configmaps.record_key(3): json.dumps(
+                {
+                    "chunk": 3,
+                    "key": None,
+                    "rows": 0,
+                    "size_bytes": 0,
+                    "content_fingerprint": None,
+                    "content_md5": None,
+                    "schema_fingerprint": None,
+                }
+            )
+        },
+    }
+    cluster.create(forged, ns)
+    st = ready(cluster, ns, "forged")
+    assert st["rowsWritten"] == 3_000 and st["chunks"]["committed"] == 3 and st["manifest"]["rowCount"] == 3_000
+    assert ids_from(bucket_objects(pod_s3, bucket, "forged/")) == list(range(1, 3_001))
+    reasons = [e.get("reason") for e in events(cluster, ns)]
+    assert "ForeignObjectIgnored" in reasons
+    ledgers = cluster.get_json("rivetledgers", "-l", f"rivet.dev/owner-uid={uid}", namespace=ns)["items"]
+    (shard,) = ledgers
+    assert sorted(shard["status"]["records"]) == [configmaps.record_key(i) for i in (1, 2, 3)]
+
+
+def kubectl_patch(cluster: Cluster, ns: str, patch: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return cluster.kubectl(
+        "patch", "rivetexport", "held", "--type=merge", "-p", json.dumps(patch), namespace=ns, check=False
+    )
+
+
+def test_a_held_run_refuses_a_new_source_and_certifies_one_database(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    """The reproduced case: a refused jobTemplate holds the run (phase Failed, its stage still exporting);
+    pointing the source at another database was then accepted and the rest of the run read it. Now the API
+    server refuses the edit, and fixing the template finishes the run from the one database."""
+    ns = namespace
+    seed_pg(pod_pg, "public.held_e2e", 5_000)
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    cluster.create(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src2"}, "stringData": {"url": pod_pg.url}}, ns
+    )
+    cluster.apply([s3_export("held", "public.held_e2e", pod_s3, bucket, "{export}/", parallelism=1)], ns)
+    wait_status(cluster, ns, "held", "stage exporting", lambda st: st.get("stage") == "exporting")
+    refused = kubectl_patch(cluster, ns, {"spec": {"jobTemplate": {"securityContext": {"runAsUser": 0}}}})
+    assert refused.returncode == 0, refused.stderr
+    st = wait_status(cluster, ns, "held", "held (Failed while exporting)", lambda st: st.get("phase") == "Failed")
+    assert st["stage"] == "exporting" and st["reason"] == "JobTemplateRefused"
+    edit = kubectl_patch(cluster, ns, {"spec": {"source": {"urlFrom": {"secretKeyRef": {"name": "src2"}}}}})
+    assert edit.returncode != 0 and "immutable while a run is active" in edit.stderr
+    fixed = kubectl_patch(cluster, ns, {"spec": {"jobTemplate": None}})
+    assert fixed.returncode == 0, fixed.stderr
+    st = ready(cluster, ns, "held")
+    assert st["rowsWritten"] == 5_000 and st["chunks"]["committed"] == 5
+    assert ids_from(bucket_objects(pod_s3, bucket, "held/")) == list(range(1, 5_001))
+    spec = cluster.get_json("rivetexport", "held", namespace=ns)["spec"]
+    assert spec["source"]["urlFrom"]["secretKeyRef"]["name"] == "src"
