@@ -4,6 +4,7 @@ when it is wrong, not when it works. And `0` in source.tuning means what it says
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,125 @@ def test_the_fix_the_message_gives_works(server: DbServer, tmp_path: Path) -> No
     assert res.code == 0, res.output
     assert (tmp_path / "out" / "_SUCCESS").exists()
     assert_no_piece(res, password, quote(password, safe=""))
+
+
+# --- passwords that share words with part keys (issue #21, item 2) ---------------------------------
+
+
+def create_user(server: DbServer, user: str, password: str) -> None:
+    if server.engine == "postgres":
+        server.execute(f"DROP ROLE IF EXISTS {user}")
+        server.execute(f"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'")
+    else:
+        for host in ("%", "localhost"):
+            server.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+            server.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
+            server.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}'")
+
+
+def chunked_config(tmp_path: Path, server: DbServer, url: str, name: str) -> Path:
+    exp = {
+        "name": "t",
+        "table": "rivet_secret_t",
+        "mode": "chunked",
+        "chunk_column": "id",
+        "chunk_size": 1,
+        "destination": {"type": "local", "path": str(tmp_path / name)},
+    }
+    return write_config(tmp_path / f"{name}.yaml", url, [exp], engine=server.engine)
+
+
+def manifest_paths(folder: Path) -> list[str]:
+    return sorted(p["path"] for p in json.loads((folder / "manifest.json").read_text())["parts"])
+
+
+PARTS = ["part-000001.parquet", "part-000002.parquet", "part-000003.parquet"]
+
+
+@pytest.mark.parametrize("password", ["Qz:000001", "part:000001"])
+def test_a_password_made_of_part_key_words_leaves_keys_and_commit_records_intact(
+    server: DbServer, password: str, tmp_path: Path
+) -> None:
+    """The password's pieces (`part`, `000001`) are in every part key: neither `rivet run` nor the chunk
+    Jobs' termination messages (the commit records the operator hands to finalize) may mask them."""
+    user = "rivet_partword"
+    create_user(server, user, password)
+    url = server_url(server, user, password)  # `:` may stand unencoded in a password
+
+    # rivet run: exports, certifies, validates
+    cfg = chunked_config(tmp_path, server, url, "run")
+    res = rivet("run", "-c", str(cfg), "--run-id", "r1", db_url=url, timeout=120)
+    assert res.code == 0, res.output
+    assert res.json["exports"][0]["status"] == "success" and res.json["exports"][0]["parts"] == 3, res.output
+    assert manifest_paths(tmp_path / "run") == PARTS
+    res = rivet("validate", "-c", str(cfg), "--format", "json")
+    assert res.code == 0 and res.json["exports"][0]["verification"]["passed"], res.output
+
+    # the operator's way: plan, one chunk Job each (termination message = commit record), finalize
+    cfg = chunked_config(tmp_path, server, url, "jobs")
+    res = rivet("plan", "-c", str(cfg), "-e", "t", "--run-id", "j1", "--check-destination", db_url=url, timeout=120)
+    assert res.code == 0, res.output
+    plan = tmp_path / "plan.json"
+    plan.write_text(res.stdout)
+    records = []
+    for chunk in (1, 2, 3):
+        termination = tmp_path / f"termination-{chunk}"
+        res = rivet(
+            "chunk",
+            "-c",
+            str(cfg),
+            "-e",
+            "t",
+            "--run-id",
+            "j1",
+            "--chunk",
+            str(chunk),
+            "--plan",
+            f"@{plan}",
+            "--termination-log",
+            str(termination),
+            db_url=url,
+            timeout=120,
+        )
+        assert res.code == 0, res.output
+        record = json.loads(termination.read_text())
+        assert record == res.json and record["key"] == PARTS[chunk - 1], termination.read_text()
+        assert "***" not in termination.read_text(), termination.read_text()
+        records.append(termination.read_text())
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("\n".join(records) + "\n")
+    res = rivet(
+        "finalize",
+        "-c",
+        str(cfg),
+        "-e",
+        "t",
+        "--run-id",
+        "j1",
+        "--ledger",
+        str(ledger),
+        "--plan",
+        f"@{plan}",
+        "--termination-log",
+        str(tmp_path / "termination-finalize"),
+        db_url=url,
+        timeout=120,
+    )
+    assert res.code == 0, res.output
+    assert res.json["part_count"] == 3 and res.json["row_count"] == 3, res.output
+    assert manifest_paths(tmp_path / "jobs") == PARTS
+    res = rivet("validate", "-c", str(cfg), "--format", "json")
+    assert res.code == 0 and res.json["exports"][0]["verification"]["passed"], res.output
+
+    # a failing run still quotes no password, whole or percent-encoded
+    bad = server_url(server, user, password, database="rivet_no_such_db")
+    res = rivet("run", "-c", str(chunked_config(tmp_path, server, bad, "bad")), db_url=bad, timeout=120)
+    assert res.code == 1, res.output
+    assert "rivet_no_such_db' does not exist" in one_error(res), res.output
+    assert password not in res.output and quote(password, safe="") not in res.output, res.output
+    res = rivet("plan", "-c", str(tmp_path / "bad.yaml"), "-e", "t", "--run-id", "b1", db_url=bad, timeout=120)
+    assert res.code == 1 and "does not exist" in res.json["error"]["message"], res.output
+    assert password not in res.output and quote(password, safe="") not in res.output, res.output
 
 
 # --- tuning zeros ------------------------------------------------------------------------------
