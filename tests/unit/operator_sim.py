@@ -136,7 +136,7 @@ class Sim:
     generation: int = 1
     now: dt.datetime = T0
     jobs: dict[str, SimJob] = field(default_factory=dict)
-    lingering_pods: dict[str, str] = field(default_factory=dict)  # pod name -> run key (deleted Jobs' pods)
+    lingering_pods: dict[str, tuple[str, str]] = field(default_factory=dict)  # deleted Jobs' pods: (run, component)
     configmaps: dict[str, dict[str, Any]] = field(default_factory=dict)
     ledgers: dict[str, dict[str, Any]] = field(default_factory=dict)  # RivetLedger objects (records in status)
     events: list[Emit] = field(default_factory=list)
@@ -163,8 +163,11 @@ class Sim:
             )
             for name, j in self.jobs.items()
         )
-        pods = tuple(PodView(f"{n}-pod", j.labels[names.L_RUN], j.pod_active) for n, j in self.jobs.items())
-        pods += tuple(PodView(n, run, True) for n, run in self.lingering_pods.items())
+        pods = tuple(
+            PodView(f"{n}-pod", j.labels[names.L_RUN], j.pod_active, j.labels[names.L_COMPONENT])
+            for n, j in self.jobs.items()
+        )
+        pods += tuple(PodView(n, run, True, component) for n, (run, component) in self.lingering_pods.items())
         cms = tuple(
             ConfigMapView(
                 n, cm["metadata"]["labels"][names.L_RUN], cm["metadata"]["labels"][names.L_COMPONENT], cm["data"]
@@ -208,7 +211,10 @@ class Sim:
                 if action.plural == "jobs" and action.name in self.jobs:
                     job = self.jobs.pop(action.name)
                     if job.state == RUNNING and job.pod_active:
-                        self.lingering_pods[f"{action.name}-pod"] = job.labels[names.L_RUN]
+                        self.lingering_pods[f"{action.name}-pod"] = (
+                            job.labels[names.L_RUN],
+                            job.labels[names.L_COMPONENT],
+                        )
                 elif action.plural == "rivetledgers":
                     self.ledgers.pop(action.name, None)
                 else:

@@ -152,3 +152,42 @@ def test_every_job_of_a_run_gets_the_config_rendered_when_the_run_started() -> N
     for name in sim.jobs_of("chunk"):
         env = sim.jobs[name].body["spec"]["template"]["spec"]["containers"][0]["env"]
         assert env[-1] == {"name": "RIVET_JOB_CONFIG", "value": config}
+
+
+def test_chunks_in_backoff_hold_their_slots_so_retries_stay_bounded_in_an_outage() -> None:
+    """A source outage with many chunks: every chunk fails retryably. Failed chunks waiting out their
+    backoff keep their parallelism slot, so no new chunk starts behind them and status.retries never holds
+    more chunk entries than parallelism (its CRD map allows 300; parallelism at most 256)."""
+    sim = planned(Sim(), chunks=50)  # parallelism 2
+    seen_chunks: set[int] = set()
+    for _ in range(40):
+        for name in sim.jobs_of("chunk"):
+            if sim.jobs[name].state == RUNNING:
+                seen_chunks.add(int(sim.jobs[name].labels[names.L_CHUNK]))
+                sim.fail(name, {"ok": False, "error": {"kind": "source", "message": "down", "exit_code": 3}})
+        sim.step()
+        retries = sim.status.get("retries") or {}
+        assert len([k for k in retries if k.isdigit()]) <= 2
+        if sim.status.get("stage") == "failed":
+            break
+        sim.later(400)
+    assert sim.status["stage"] == "failed" and sim.status["reason"] == "RetriesExhausted"
+    assert seen_chunks == {1, 2}  # nothing new started while the first two kept failing
+
+
+def test_a_finalize_attempt_waits_until_the_previous_attempts_pod_is_gone() -> None:
+    sim = planned(Sim(), chunks=1)
+    while not sim.jobs_of("finalize"):
+        commit_running(sim)
+        sim.step()
+    (fin,) = sim.jobs_of("finalize")
+    sim.fail(fin, {"ok": False, "error": {"kind": "destination", "message": "timeout", "exit_code": 3}})
+    sim.jobs[fin].pod_active = True  # the Job failed (deadline) but its pod is still terminating
+    sim.step()
+    sim.later(3600)
+    sim.lingering_pods[f"{fin}-pod"] = (names.run_key(sim.status["runId"]), "finalize")
+    decision = sim.step()
+    assert not sim.jobs_of("finalize") and decision.requeue_after == sim.settings.fence_poll_s
+    sim.pods_gone()
+    sim.step()
+    assert len(sim.jobs_of("finalize")) == 1 and sim.jobs_of("finalize")[0] != fin

@@ -109,7 +109,12 @@ async def observe(kube: Kube, kind: Kind, namespace: str, name: str, now: dt.dat
         now,
         jobs=tuple(view(j, by_job.get(j["metadata"]["name"], [])) for j in jobs),
         pods=tuple(
-            PodView(p["metadata"]["name"], ((p["metadata"].get("labels") or {}).get(names.L_RUN, "")), pod_active(p))
+            PodView(
+                p["metadata"]["name"],
+                (p["metadata"].get("labels") or {}).get(names.L_RUN, ""),
+                pod_active(p),
+                (p["metadata"].get("labels") or {}).get(names.L_COMPONENT, ""),
+            )
             for p in pods
         ),
         configmaps=tuple(

@@ -394,6 +394,10 @@ def _run_once(
         if wait > 0:
             s.requeue_in(wait)
             return None, "waiting"
+        run = names.run_key(str(s.get("runId")))
+        if any(p.active and p.run == run and p.component == component for p in s.obs.pods):
+            s.requeue_in(s.settings.fence_poll_s)  # an earlier attempt's pod still runs: never two at once
+            return None, "waiting"
         s.do(Create(body(name, attempt)))
         s.requeue_in(s.settings.active_requeue_s)
         return None, "created"
@@ -521,25 +525,8 @@ def _export(s: Step, refused: tuple[str, str] | None) -> bool:
         if s.get("stage") == "failed":
             _progress(s, records, total, running)
             return False
-    retries = _retries(s)
     if not refused and not spec.get("suspend"):
-        slots = max(1, int(spec.get("parallelism") or 1)) - len(running)
-        for idx in range(1, total + 1):
-            if slots <= 0:
-                break
-            if idx in records or idx in running:
-                continue
-            entry = retries.get(str(idx))
-            wait = _wait(s, entry)
-            if wait > 0:
-                s.requeue_in(wait)
-                continue
-            attempt = int((entry or {}).get("attempts", 0)) + 1
-            args = job_specs.chunk_args(exp, run_id, run_date, idx, str(plan.get("document")), _cursor_arg(s))
-            name = names.chunk_job(owner, run_id, idx, attempt)
-            s.do(Create(_job_body(s, name, "chunk", args, idx, attempt)))
-            running.add(idx)
-            slots -= 1
+        _start_chunks(s, records, running, total)
     _progress(s, records, total, running)
     if len(records) >= total and not running:
         s.set(stage="finalizing")
@@ -554,6 +541,31 @@ def _export(s: Step, refused: tuple[str, str] | None) -> bool:
     else:
         s.phase("Running", "Exporting", f"run {run_id}: {len(records)}/{total} chunks committed")
     return False
+
+
+def _start_chunks(s: Step, records: dict[int, dict[str, Any]], running: set[int], total: int) -> None:
+    """Start chunk Jobs in the free slots of `parallelism`. A chunk waiting out its retry backoff holds its
+    slot: in a source outage no new chunks pile up behind failing ones, and `status.retries` never holds
+    more chunk entries than `parallelism` (the CRD allows 256, its map 300)."""
+    exp, run_id, _, run_date = _run(s)
+    plan = s.get("plan") or {}
+    retries = _retries(s)
+    pending = sorted(int(k) for k in retries if k.isdigit() and int(k) not in records and int(k) not in running)
+    free = max(1, int(s.obs.spec.get("parallelism") or 1)) - len(running)
+    fresh = (i for i in range(1, total + 1) if i not in records and i not in running and str(i) not in retries)
+    for idx in [*pending, *fresh]:
+        if free <= 0:
+            break
+        free -= 1
+        entry = retries.get(str(idx))
+        wait = _wait(s, entry)
+        if wait > 0:
+            s.requeue_in(wait)
+            continue
+        attempt = int((entry or {}).get("attempts", 0)) + 1
+        args = job_specs.chunk_args(exp, run_id, run_date, idx, str(plan.get("document")), _cursor_arg(s))
+        s.do(Create(_job_body(s, names.chunk_job(s.obs.owner, run_id, idx, attempt), "chunk", args, idx, attempt)))
+        running.add(idx)
 
 
 def _progress(s: Step, records: dict[int, dict[str, Any]], total: int, running: set[int]) -> None:

@@ -35,6 +35,7 @@ class PodView:
     name: str
     run: str
     active: bool
+    component: str = ""
 
 
 @dataclass(frozen=True)
