@@ -485,7 +485,7 @@ def _records(s: Step) -> dict[int, dict[str, Any]]:
 
 
 def _export(s: Step, refused: tuple[str, str] | None) -> bool:
-    exp, run_id, run, run_date = _run(s)
+    exp, run_id, run, _ = _run(s)
     _report_foreign(s, run)
     owner, spec = s.obs.owner, s.obs.spec
     plan = s.get("plan") or {}
