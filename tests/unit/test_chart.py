@@ -232,7 +232,7 @@ def test_crds_render_unchanged_with_keep_policy(rendered: dict[str, list[dict[st
     assert (
         set(crds)
         == set(sources)
-        == {"rivetexports.rivet.dev", "rivetvalidations.rivet.dev", "rivetschedules.rivet.dev"}
+        == {f"{plural}.rivet.dev" for plural in ("rivetexports", "rivetvalidations", "rivetschedules", "rivetledgers")}
     )
     for name, crd in crds.items():
         src = sources[name]
@@ -347,6 +347,10 @@ def test_deployment_runs_kopf_standalone_once(rendered: dict[str, list[dict[str,
     assert json.loads(env["RIVET_JOB_POLICY"]) == {
         "allowedVolumeTypes": ["configMap", "secret", "emptyDir", "projected", "downwardAPI", "persistentVolumeClaim"],
         "allowedServiceAccounts": [],
+        "allowedTolerationKeys": [],
+        "allowedPriorityClasses": [],
+        "allowNodeSelection": True,
+        "allowedImagePullSecrets": [],
         "allowPrivileged": False,
     }
     # kopf's identity from the pod name: no passwd lookup for the image's nameless uid 65532
@@ -452,40 +456,58 @@ def test_labels(rendered: dict[str, list[dict[str, Any]]]) -> None:
 
 # ------------------------------------------------------------------------------------------- RBAC
 
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-def rules_grant(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
-    verbs: set[str] = set()
+
+def grants(rules: list[dict[str, Any]]) -> set[Grant]:
+    """Every (group, resource, verb) a rule list grants (no resourceNames or nonResourceURLs in ours)."""
+    out: set[Grant] = set()
     for rule in rules:
-        if group in rule["apiGroups"] and resource in rule["resources"]:
-            verbs |= set(rule["verbs"])
-    return verbs
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
+        out |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return out
 
 
-NAMESPACED_NEEDS = {
-    ("rivet.dev", "rivetexports"): {"get", "list", "watch", "patch", "create", "delete"},  # a schedule's runs
-    ("rivet.dev", "rivetexports/status"): {"get", "patch"},
-    ("rivet.dev", "rivetvalidations"): {"get", "list", "watch", "patch"},
-    ("rivet.dev", "rivetvalidations/status"): {"get", "patch"},
-    ("rivet.dev", "rivetschedules"): {"get", "list", "watch", "patch"},
-    ("rivet.dev", "rivetschedules/status"): {"get", "patch"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("", "configmaps"): {"get", "list", "create", "patch"},
-    ("", "events"): {"create"},
-}
+def spread(group: str, resources: list[str], verbs: str) -> set[Grant]:
+    return {(group, r, v) for r in resources for v in verbs.split()}
+
+
+OUR_KINDS = ["rivetexports", "rivetvalidations", "rivetschedules"]
+# The operator's rights in a namespace it serves, exactly: each verb is a call the operator makes
+# (operator/rivet_operator/runtime/client.py) or a kopf watch. No Secrets, no pods/log, no write to our
+# kinds' specs, no events.k8s.io.
+OPERATOR_NAMESPACED: set[Grant] = (
+    spread("rivet.dev", OUR_KINDS, "get list watch")
+    | spread("rivet.dev", ["rivetexports"], "create delete")  # a schedule's runs
+    | spread("rivet.dev", [k + "/status" for k in OUR_KINDS], "get patch")
+    | spread("rivet.dev", ["rivetledgers"], "get list watch create delete")
+    | spread("rivet.dev", ["rivetledgers/status"], "get patch update")
+    | spread("batch", ["jobs"], "get list watch create delete")
+    | spread("", ["pods"], "get list watch")
+    | spread("", ["configmaps"], "get list create update patch delete")
+    | spread("", ["events"], "create")
+)
+CRD_WATCH = spread("apiextensions.k8s.io", ["customresourcedefinitions"], "get list watch")
+NAMESPACES_WATCH = spread("", ["namespaces"], "get list watch")
+USER_ROLES = {"rivet-view", "rivet-edit"}
+
+
+def operator_roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in by_kind(docs, kind) if d["metadata"]["name"] not in USER_ROLES]
 
 
 def check_no_excess(rules: list[dict[str, Any]]) -> None:
     for rule in rules:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
         assert "secrets" not in rule["resources"], "the operator never reads Secrets: Jobs get them by reference"
+        assert "pods/log" not in rule["resources"], "results come from termination messages, never logs"
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
 
 
-def test_rbac_cluster_wide(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_rbac_cluster_wide_is_exactly_what_the_operator_calls(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["default"]
     assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
-    role = one(docs, "ClusterRole")
+    (role,) = operator_roles(docs, "ClusterRole")
     binding = one(docs, "ClusterRoleBinding")
     sa = one(docs, "ServiceAccount")
     assert role["metadata"]["name"] == "rel-rivet-operator-rivet-system"  # namespaced name: no clash across releases
@@ -497,44 +519,92 @@ def test_rbac_cluster_wide(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "rivet-system"}
     ]
-    rules = role["rules"]
-    check_no_excess(rules)
-    for (group, resource), verbs in NAMESPACED_NEEDS.items():
-        assert verbs <= rules_grant(rules, group, resource), (group, resource)
-    assert {"list", "watch"} <= rules_grant(rules, "apiextensions.k8s.io", "customresourcedefinitions")
+    check_no_excess(role["rules"])
     # kopf lists namespaces only when it serves a list of namespaces (not with --all-namespaces)
-    assert rules_grant(rules, "", "namespaces") == set()
+    assert grants(role["rules"]) == OPERATOR_NAMESPACED | CRD_WATCH
 
 
-def test_rbac_namespaced(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    docs = rendered["namespaced"]
+@pytest.mark.parametrize("values", ["namespaced", "everything"])
+def test_rbac_namespaced_is_exactly_what_the_operator_calls(
+    rendered: dict[str, list[dict[str, Any]]], values: str
+) -> None:
+    docs = rendered[values]
+    watched = {"namespaced": {"team-a", "team-b"}, "everything": {"team-a"}}[values]
     roles = {r["metadata"]["namespace"]: r for r in by_kind(docs, "Role")}
     bindings = {b["metadata"]["namespace"]: b for b in by_kind(docs, "RoleBinding")}
-    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    assert set(roles) == set(bindings) == watched
     for ns, role in roles.items():
         check_no_excess(role["rules"])
-        for (group, resource), verbs in NAMESPACED_NEEDS.items():
-            assert verbs <= rules_grant(role["rules"], group, resource), (ns, group, resource)
-        assert bindings[ns]["roleRef"]["name"] == role["metadata"]["name"]
+        assert grants(role["rules"]) == OPERATOR_NAMESPACED, ns
+        assert bindings[ns]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        }
         assert bindings[ns]["subjects"][0]["namespace"] == "rivet-system"
     # the only cluster-scoped grant: kopf's read-only observation of CRDs and namespaces
-    (cluster_role,) = by_kind(docs, "ClusterRole")
+    (cluster_role,) = operator_roles(docs, "ClusterRole")
     check_no_excess(cluster_role["rules"])
-    granted = {(g, r) for rule in cluster_role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert granted == {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
-    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in cluster_role["rules"])
+    assert grants(cluster_role["rules"]) == CRD_WATCH | NAMESPACES_WATCH
+
+
+def test_every_rule_says_why() -> None:
+    """Each rule of the operator's rules helper has a comment right above it."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    for name in ("rivet-operator.rules", "rivet-operator.crdRules"):
+        body = helpers.split(f'{{{{- define "{name}" -}}}}', 1)[1].split("{{- end }}", 1)[0]
+        lines = [line for line in body.splitlines() if line.strip()]
+        for i, line in enumerate(lines):
+            if line.startswith("- apiGroups:"):
+                assert i > 0 and lines[i - 1].startswith("#"), f"{name}: no comment above {line!r}"
+
+
+def test_no_role_anywhere_grants_pods_log(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for docs in rendered.values():
+        for doc in docs:
+            if doc["kind"] in ("Role", "ClusterRole"):
+                assert "pods/log" not in json.dumps(doc["rules"]), doc["metadata"]["name"]
 
 
 def test_rbac_strictly_namespaced_and_disabled(helm: str) -> None:
     docs = render(helm, ["--set-json", 'watchNamespaces=["team-a"]', "--set", "rbac.scanning=false"])
-    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert not operator_roles(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
     assert len(by_kind(docs, "Role")) == 1
     docs = render(
         helm,
-        ["--set", "rbac.create=false", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=mine"],
-    )
+        [
+            "--set", "rbac.create=false", "--set", "rbac.userRoles=false",
+            "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=mine",
+        ],
+    )  # fmt: skip
     assert not [d for d in docs if "Role" in d["kind"] or d["kind"] == "ServiceAccount"]
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+
+
+def test_user_roles_aggregate_and_never_reach_ledgers_or_status(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for values, docs in rendered.items():
+        roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"] in USER_ROLES}
+        assert set(roles) == USER_ROLES, values  # cluster-wide or namespaced, user roles are the same
+        view, edit = roles["rivet-view"], roles["rivet-edit"]
+        assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+        assert "rbac.authorization.k8s.io/aggregate-to-edit" not in view["metadata"]["labels"]
+        for label in ("aggregate-to-edit", "aggregate-to-admin"):
+            assert edit["metadata"]["labels"][f"rbac.authorization.k8s.io/{label}"] == "true"
+        assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]
+        assert grants(view["rules"]) == spread("rivet.dev", OUR_KINDS, "get list watch")
+        assert grants(edit["rules"]) == spread("rivet.dev", OUR_KINDS, "get list watch create update patch delete")
+        for role in roles.values():
+            text = json.dumps(role["rules"])
+            assert "rivetledgers" not in text and "/status" not in text and "*" not in text
+            assert not {r for _, r, _ in grants(role["rules"])} - set(OUR_KINDS)
+        assert not by_kind(docs, "ClusterRoleBinding") or all(
+            b["roleRef"]["name"] not in USER_ROLES for b in by_kind(docs, "ClusterRoleBinding")
+        ), "the chart grants the user roles to nobody"
+
+
+def test_user_roles_are_optional(helm: str) -> None:
+    docs = render(helm, ["--set", "rbac.userRoles=false"])
+    assert not [d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"] in USER_ROLES]
 
 
 def test_values_schema_covers_every_value() -> None:

@@ -79,45 +79,57 @@ app.kubernetes.io/component: operator
 {{- toJson (.Values.watchNamespaces | default list | uniq) }}
 {{- end }}
 
-{{/* RBAC rules on what the operator serves and creates (namespaced resources). */}}
+{{/*
+RBAC rules on what the operator serves and creates (namespaced resources), each verb one the operator's
+code calls (operator/rivet_operator/runtime/client.py and kopf's watches): tests/unit/test_chart.py pins
+the exact set. Never Secrets (Jobs get them by reference), never pods/log (results come from
+termination messages in pod status), never patch/update of our kinds' specs (only users write those).
+*/}}
 {{- define "rivet-operator.rules" -}}
-# RivetExport / RivetValidation / RivetSchedule: read and watch them, write kopf's annotations and our status.
+# Our kinds: kopf lists and watches them, each reconcile reads the object (get).
 - apiGroups: ["rivet.dev"]
   resources: ["rivetexports", "rivetvalidations", "rivetschedules"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-- apiGroups: ["rivet.dev"]
-  resources: ["rivetexports/status", "rivetvalidations/status", "rivetschedules/status"]
-  verbs: ["get", "patch", "update"]
-# A RivetSchedule's runs: one RivetExport per tick, deleted beyond the history limits.
+  verbs: ["get", "list", "watch"]
+# A RivetSchedule's runs: one RivetExport created per tick, deleted beyond the history limits (or replaced).
 - apiGroups: ["rivet.dev"]
   resources: ["rivetexports"]
   verbs: ["create", "delete"]
-# The plan, chunk, finalize and validate Jobs.
+# Our status, written as a merge patch of the status subresource only.
+- apiGroups: ["rivet.dev"]
+  resources: ["rivetexports/status", "rivetvalidations/status", "rivetschedules/status"]
+  verbs: ["get", "patch"]
+# RivetLedger: the chunk commit records of a run, operator-only state (no user role grants it). A shard is
+# created per run, listed by the run's labels, deleted with the run's cleanup.
+- apiGroups: ["rivet.dev"]
+  resources: ["rivetledgers"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# The records live in the ledger's status (patched per committed chunk).
+- apiGroups: ["rivet.dev"]
+  resources: ["rivetledgers/status"]
+  verbs: ["get", "patch", "update"]
+# The plan, chunk, finalize and validate Jobs: kopf watches ours (label selector), a reconcile lists them,
+# reads one back on a name conflict (409), deletes finished ones.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# Their pods: termination messages carry each Job's result.
+# Their pods: the termination message in pod status carries each Job's result (no pods/log).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["pods/log"]
-  verbs: ["get"]
-# Rendered rivet.yaml and the ledger shards of committed chunks.
+# The finalize transport and rendered configuration: created, listed by label, read back on a name
+# conflict, replaced (update) or patched, deleted with the run.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# User-facing Events on our resources (kopf's and ours).
+  verbs: ["get", "list", "create", "update", "patch", "delete"]
+# User-facing Events on our resources (ours and kopf's, core/v1: created, never patched).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/* kopf's cluster observation: CRDs (always), namespaces (only used when watching a list of namespaces). */}}
 {{- define "rivet-operator.crdRules" -}}
+# kopf notices our CRDs appearing and going (read-only; cluster-scoped by nature).
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
