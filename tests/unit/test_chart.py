@@ -164,6 +164,9 @@ def test_helm_lint_strict(helm: str, values: str) -> None:
         (["--set", "grafanaDashboard.enabled=true"], "metrics.enabled"),
         (["--set", "jobActiveDeadlineSeconds=-1"], "jobActiveDeadlineSeconds"),
         (["--set-json", 'jobPolicy={"allowHostPath":true}'], "allowHostPath"),
+        (["--set", "admission.namedReferenceLimit=11"], "namedReferenceLimit"),
+        (["--set-json", 'admission.validationActions=["Deny","Warn"]'], "validationActions"),
+        (["--set-json", 'admission.validationActions=["Block"]'], "validationActions"),
     ],
 )
 def test_bad_values_are_rejected(helm: str, args: list[str], message: str) -> None:
@@ -605,6 +608,100 @@ def test_user_roles_aggregate_and_never_reach_ledgers_or_status(rendered: dict[s
 def test_user_roles_are_optional(helm: str) -> None:
     docs = render(helm, ["--set", "rbac.userRoles=false"])
     assert not [d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"] in USER_ROLES]
+
+
+# -------------------------------------------------------------------------------------- admission
+
+
+def admission_policy(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    policy = one(docs, "ValidatingAdmissionPolicy")
+    binding = one(docs, "ValidatingAdmissionPolicyBinding")
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    return policy, binding
+
+
+def test_admission_policy_matches_our_kinds_and_exempts_only_the_operator(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    policy, binding = admission_policy(rendered["default"])
+    assert policy["metadata"]["name"] == binding["metadata"]["name"] == binding["spec"]["policyName"]
+    assert policy["metadata"]["name"] == "rel-rivet-operator-rivet-system"
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": ["rivet.dev"],
+            "apiVersions": ["*"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": OUR_KINDS,
+        }
+    ]
+    assert "namespaceSelector" not in spec["matchConstraints"]  # cluster-wide release: every namespace
+    conditions = {c["name"]: c["expression"] for c in spec["matchConditions"]}
+    assert conditions == {
+        "not-the-operator": "request.userInfo.username != 'system:serviceaccount:rivet-system:rel-rivet-operator'",
+        "spec-written": "request.operation == 'CREATE' || object.spec != oldObject.spec",
+    }
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"] and "paramRef" not in binding["spec"]
+
+
+def test_admission_policy_checks_every_reference_and_names_the_field(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    policy, _ = admission_policy(rendered["default"])
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    text = " ".join(variables.values())
+    for path in (
+        "source.urlFrom.secretKeyRef.name", "source.tls.caFrom.secretKeyRef.name",
+        "source.tls.caFrom.configMapKeyRef.name", "valueFrom.secretKeyRef.name", "valueFrom.configMapKeyRef.name",
+        "].secretRef.name", "].configMapRef.name", "].secret.secretName", "].configMap.name",
+        "].projected.sources[", "].secret.name",
+    ):  # fmt: skip
+        assert f"{path}" in text, path
+    assert variables["spec"] == "object.kind == 'RivetSchedule' ? object.spec.exportTemplate.spec : object.spec"
+    assert "authorizer.group('').resource('secrets').namespace(request.namespace).check('get')" in text
+    validations = policy["spec"]["validations"]
+    by_name = [v for v in validations if ".name(variables." in v["expression"]]
+    # 8 Secrets and 8 ConfigMaps by name (each check costs 350,000 of the 10,000,000 budget), 2 overflow rules,
+    # list lengths, PYTHON*/LD_* env and envFrom prefixes, service account tokens, mounts over the code
+    assert len(by_name) == 16 and len(validations) == 16 + 2 + 5
+    assert validations[0]["expression"] == "variables.tooLong == ''"  # its message is the one shown
+    for v in validations:
+        assert v["message"] and v["reason"] in ("Forbidden", "Invalid")
+        assert v["messageExpression"].startswith("variables.")
+    assert any("you may not get Secret" in v["messageExpression"] for v in validations)
+    assert any("serviceAccountToken" in v["messageExpression"] for v in validations)
+    assert any("PYTHON*, LD_*" in v["messageExpression"] for v in validations)
+    # at most two authorization checks per expression (the per-call cost limit is 1,000,000)
+    for expr in [*variables.values(), *(v["expression"] for v in validations)]:
+        assert expr.count(".check(") <= 1
+
+
+def test_admission_policy_follows_the_values(helm: str) -> None:
+    docs = render(
+        helm,
+        [
+            "--set-json", 'watchNamespaces=["team-a","team-b"]', "--set", "serviceAccount.name=rivet-sa",
+            "--set-json", 'admission.validationActions=["Warn","Audit"]', "--set", "admission.namedReferenceLimit=3",
+        ],
+        release="other",
+        namespace="ops",
+    )  # fmt: skip
+    policy, binding = admission_policy(docs)
+    assert policy["metadata"]["name"] == "other-rivet-operator-ops"
+    assert policy["spec"]["matchConstraints"]["namespaceSelector"] == {
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}]
+    }
+    exempt = {c["name"]: c["expression"] for c in policy["spec"]["matchConditions"]}["not-the-operator"]
+    assert exempt == "request.userInfo.username != 'system:serviceaccount:ops:rivet-sa'"
+    assert binding["spec"]["validationActions"] == ["Warn", "Audit"]
+    assert len([v for v in policy["spec"]["validations"] if ".name(variables." in v["expression"]]) == 6
+
+
+def test_admission_off_renders_no_policy(helm: str) -> None:
+    docs = render(helm, ["--set", "admission.enabled=false"])
+    assert not by_kind(docs, "ValidatingAdmissionPolicy") and not by_kind(docs, "ValidatingAdmissionPolicyBinding")
 
 
 def test_values_schema_covers_every_value() -> None:
