@@ -120,6 +120,13 @@ class LedgerMismatch(ContractError):
     permanent = False
 
 
+class ConcurrentCertify(ContractError):
+    """manifest.json or `_SUCCESS` changed under a certifier's conditional write: retryable, the next attempt
+    reads the prefix again (and meets `_SUCCESS` if the other writer certified)."""
+
+    permanent = False
+
+
 def exit_code_for(exc: BaseException) -> int:
     """The exit code for a failure (see the module's table). Anything that is not a RivetError is an
     internal error, which the CLI reports as not permanent, so it maps to 3 like every other retryable one."""

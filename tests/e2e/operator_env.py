@@ -181,7 +181,12 @@ def kstatus() -> Any:
 def crds_installed(cluster: Cluster) -> None:
     """Apply the project's CRDs (as `kubectl apply -f crds/` does for users) and wait until they serve."""
     cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    for crd in ("rivetexports.rivet.dev", "rivetvalidations.rivet.dev", "rivetschedules.rivet.dev", "rivetledgers.rivet.dev"):
+    for crd in (
+        "rivetexports.rivet.dev",
+        "rivetvalidations.rivet.dev",
+        "rivetschedules.rivet.dev",
+        "rivetledgers.rivet.dev",
+    ):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
 
 

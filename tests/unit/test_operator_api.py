@@ -193,6 +193,8 @@ def test_each_destination_key_renders_to_a_key_the_engine_takes_for_its_type(kin
         dest[kind] = "x/"
     if kind in ("sse", "sseKmsKeyId"):
         dest["sse"] = "aws:kms"
+    if kind == "conditionalWrites":
+        dest[kind] = "warn"
     if kind in ("accessKeyEnv", "secretKeyEnv", "awsProfile"):  # the engine takes one or the other
         dest.pop("awsProfile" if kind != "awsProfile" else "accessKeyEnv", None)
         if kind == "awsProfile":

@@ -24,7 +24,15 @@ from rivet.contract.prefix import resolve_prefix
 from rivet.contract.resume import Decision, decide
 from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
-from rivet.engine.certify import certify, refuse_unless_forced, schema_of, take_over, utc_now, withdraw
+from rivet.engine.certify import (
+    certify,
+    check_fencing,
+    refuse_unless_forced,
+    schema_of,
+    take_over,
+    utc_now,
+    withdraw,
+)
 from rivet.engine.chunk import ChunkOutcome, export_chunk
 from rivet.engine.context import CLI_PRODUCER, RunContext
 from rivet.engine.ledger import RunRow, StateStore
@@ -131,6 +139,7 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
     summary = ExportSummary(export_name=exp.name, run_id=run_id, resolved_prefix=dest.uri())
     log("run_start", export=exp.name, run_id=run_id, prefix=dest.uri(), resume=existing is not None)
     dest.check()
+    check_fencing(dest, exp, run_id)
     certified = refuse_unless_forced(dest, opts.force)
     pool = SourcePool(cfg)
     try:
@@ -139,7 +148,7 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
         cursor_start = existing.cursor_start if existing else state.cursor(exp.name)
         if existing is not None:
             kind = chunk_key_kind(schema, exp) if exp.mode is Mode.CHUNKED else None
-            plan = plan_for(source.engine, exp, existing.plan.lo, existing.plan.hi, kind)
+            plan = plan_for(source.engine, exp, existing.plan.lo, existing.plan.hi, kind, existing.plan.boundaries)
             changed = plan_changes(existing.plan, plan)
             if changed:
                 raise ContractError(

@@ -146,6 +146,9 @@ class DestinationConfig:
     # "AES256" (SSE-S3) or "aws:kms" (SSE-KMS, with sse_kms_key_id or the account's default key).
     sse: str | None = None  # s3
     sse_kms_key_id: str | None = None  # s3, only with sse: aws:kms (a key id, ARN or alias/...)
+    # s3: every part, manifest.json and _SUCCESS is written conditionally (fencing). An S3-compatible store
+    # that ignores If-None-Match is refused at plan time ("require"), or only warned about ("warn").
+    conditional_writes: str = "require"
 
     @property
     def template(self) -> str:
@@ -165,6 +168,7 @@ class ExportConfig:
     chunk_column: str | None = None
     chunk_size: int | None = None
     chunk_count: int | None = None
+    chunk_by_key: bool = False  # keyset chunking even for integer, date and timestamp keys
     parallel: int = 1
     cursor_column: str | None = None
     time_column: str | None = None

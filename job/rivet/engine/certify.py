@@ -10,11 +10,12 @@ import json
 import re
 from typing import Any
 
-from rivet.config.model import Mode
+from rivet.config.model import DestinationType, ExportConfig, Mode
 from rivet.contract import values
 from rivet.contract.fingerprint import fingerprint_bytes
 from rivet.contract.manifest import (
     MANIFEST_KEY,
+    QUARANTINE_DIR,
     SUCCESS_KEY,
     CommitRecord,
     RunInfo,
@@ -22,10 +23,11 @@ from rivet.contract.manifest import (
     quarantine_key,
     success_body,
 )
+from rivet.contract.objects import ObjectInfo
 from rivet.contract.resume import matches
 from rivet.destinations.base import Destination
 from rivet.engine.context import RunContext
-from rivet.errors import ContractError
+from rivet.errors import ConcurrentCertify, ContractError
 from rivet.log import log
 
 
@@ -115,16 +117,76 @@ def certify(
 ) -> tuple[str, str]:
     """The only writer of manifest.json and `_SUCCESS`: verify every part (M1), write the manifest, then
     `_SUCCESS` holding its fingerprint (M2, M7). Returns (manifest fingerprint, `_SUCCESS` body)."""
+    previous = dest.head(MANIFEST_KEY)  # what this run may replace: nothing, or exactly this version
     verify_parts(dest, records)
     schema_fp = schema_of(records, ctx.schema_fp)
     manifest = build_manifest(run_info(ctx, dest, started_at, records, cursor_start), records, schema_fp)
-    dest.put_bytes(MANIFEST_KEY, manifest)
+    write_once(dest, MANIFEST_KEY, manifest, previous)
     raw = success_body(manifest)
-    dest.put_bytes(SUCCESS_KEY, raw)
+    write_once(dest, SUCCESS_KEY, raw, None)  # M8 made sure there is none: create-only
     body = raw.decode("ascii").strip()
     fp = fingerprint_bytes(manifest)
     log("manifest_written", run_id=ctx.run_id, manifest=fp, success=body)
     return fp, body
+
+
+def write_once(dest: Destination, key: str, data: bytes, replace: ObjectInfo | None) -> None:
+    """Write manifest.json or `_SUCCESS` with the same conditional commit as a part (create-only, or
+    replace-only that version): two certifiers of one prefix never overwrite each other unnoticed."""
+    upload = dest.open_part(key, replace)
+    try:
+        upload.write(data)
+    except BaseException:
+        upload.abort()
+        raise
+    try:
+        upload.commit()
+    except ContractError as exc:
+        if exc.reason != "PartConflict":
+            raise
+        raise ConcurrentCertify(
+            f"{dest.uri()}{key} changed while this run was certifying (another finalize or run of this prefix"
+            " wrote it); nothing was overwritten. Run finalize again: it re-reads the prefix",
+            reason="ConcurrentCertify",
+        ) from None
+
+
+def check_fencing(dest: Destination, exp: ExportConfig, run_id: str) -> None:
+    """S3-compatible stores differ in whether they honour If-None-Match / If-Match: probe them. GCS
+    (generation preconditions), Azure (ETag conditions) and local files (links) always do."""
+    if exp.destination.type is DestinationType.S3:
+        probe_conditional_writes(dest, run_id, exp.destination.conditional_writes)
+
+
+def probe_conditional_writes(dest: Destination, run_id: str, policy: str) -> None:
+    """At plan time: a create-only write where an object exists must lose. A store that lets it win would
+    let two writers of one prefix overwrite parts, manifest.json and `_SUCCESS` unnoticed: refused
+    (`require`, the default), or logged (`warn`). The probe lives under `_quarantine/<run_id>/` and goes."""
+    key = f"{QUARANTINE_DIR}/{run_id}/.conditional-write-probe"
+    honoured = False
+    dest.delete(key)  # a probe an interrupted plan left behind
+    try:
+        write_once(dest, key, b"1", None)
+        try:
+            write_once(dest, key, b"2", None)
+        except ConcurrentCertify:
+            honoured = True
+    finally:
+        dest.delete(key)
+    if honoured:
+        return
+    message = (
+        f"{dest.uri()}: the store ignored a conditional write (If-None-Match: * over an existing object), so"
+        " it cannot fence two writers of one prefix: a stale chunk or a second finalize could overwrite"
+        " parts, manifest.json or _SUCCESS unnoticed"
+    )
+    if policy == "warn":
+        log("conditional_writes_ignored", level="warning", prefix=dest.uri(), policy=policy)
+        return
+    raise ContractError(
+        message + ". Use a store that honours them, or set destination.conditional_writes: warn to accept the risk",
+        reason="ConditionalWritesIgnored",
+    )
 
 
 def withdraw(dest: Destination, reason: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from rivet.config.loader import DEST_KEYS, SSE_MODES
+from rivet.config.loader import CONDITIONAL_WRITES, DEST_KEYS, SSE_MODES
 from rivet.config.model import Compression, DestinationType, Format, Mode, SourceType, Tuning, Verify
 
 NAME: dict[str, Any] = {"type": "string", "maxLength": 253}
@@ -157,6 +157,8 @@ def destination_property(key: str) -> dict[str, Any]:
         return {"type": "boolean"}
     if key == "sse":
         return {"type": "string", "enum": list(SSE_MODES)}
+    if key == "conditionalWrites":
+        return {"type": "string", "enum": list(CONDITIONAL_WRITES)}
     if key.endswith("Env"):
         return dict(ENV_NAME)
     if key in ("bucket", "region", "awsProfile", "accountName", "container"):
