@@ -3,6 +3,9 @@
 Chunk arithmetic is integer arithmetic in the key's unit: the key itself for integer columns, whole UTC
 days for date and timestamp columns (as the Rivet CLI chunks by days). `value_at` turns a unit number
 back into a typed value of the column's kind, to be bound into the chunk's predicate.
+
+Keyset chunking (`contract.plan`, `Plan.keyset`) needs no arithmetic, only an order the database owns: uuid,
+text and binary keys (`keyset_kind_of`), and integer, date and timestamp keys when `chunk_by_key` asks for it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ class KeyKind(StrEnum):
     DATE = "date"
     TIMESTAMP = "timestamp"  # naive: compared as the data's own wall clock
     TIMESTAMPTZ = "timestamptz"  # an instant: compared in UTC
+    # keyset only: ordered and compared by the database (its collation), never by Python
+    UUID = "uuid"
+    TEXT = "text"
+    BINARY = "binary"
+
+
+RANGE_KINDS = frozenset({KeyKind.INT, KeyKind.DATE, KeyKind.TIMESTAMP, KeyKind.TIMESTAMPTZ})
 
 
 def kind_of(arrow_type: pa.DataType) -> KeyKind | None:
@@ -34,6 +44,23 @@ def kind_of(arrow_type: pa.DataType) -> KeyKind | None:
         return KeyKind.DATE
     if pa.types.is_timestamp(arrow_type):
         return KeyKind.TIMESTAMP if arrow_type.tz is None else KeyKind.TIMESTAMPTZ
+    return None
+
+
+def keyset_kind_of(arrow_type: pa.DataType) -> KeyKind | None:
+    """The kind of a key that only keyset chunking can split: uuid, text (not JSON) and binary columns."""
+    if isinstance(arrow_type, pa.UuidType):
+        return KeyKind.UUID
+    if isinstance(arrow_type, pa.ExtensionType):
+        return None  # JSON and other logical types: no meaningful order
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return KeyKind.TEXT
+    if (
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+    ):
+        return KeyKind.BINARY
     return None
 
 

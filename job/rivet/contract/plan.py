@@ -6,6 +6,13 @@ The first chunk also holds rows whose key is NULL or below lo, the last one rows
 of the source falls in exactly one chunk whatever happened between planning and reading. A source with
 no non-NULL key is one chunk holding everything. A 10,000-chunk plan is still a few integers, which keeps
 `rivet plan` output and the operator's status tiny.
+
+A keyset plan (`keyset: true`: uuid, text and binary keys, or any key with `chunk_by_key`) has no unit
+arithmetic: the database picked its `boundaries` b_2..b_n (distinct under the column's own collation, in
+its own order, as JSON values of `contract.values`), and chunk i holds `b_i <= key < b_(i+1)`, the first
+chunk also NULL keys and keys below b_2, the last everything from b_n on. The database compares, never
+Python, so every row lands in exactly one chunk. The boundaries travel inside the plan document, which the
+operator receives through a 4 KiB termination message: `MAX_BOUNDARY_BYTES` caps them.
 """
 
 from __future__ import annotations
@@ -14,12 +21,23 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from rivet.contract import values
 from rivet.contract.fingerprint import fingerprint_bytes
 from rivet.contract.keys import KeyKind, show
 
 DEFAULT_CHUNK_SIZE = 100_000
 MAX_CHUNKS = 100_000  # beyond this a plan is a mistake (sparse or huge keys): refuse, suggest chunk_count
+# A keyset plan's boundaries as compact JSON (what `rivet plan` prints) may take at most this many bytes: the
+# whole plan document must fit the 4 KiB termination message the operator reads it from (about 65 uuids).
+MAX_BOUNDARY_BYTES = 2560
+PLAN_DOCUMENT_LIMIT = 4000  # `rivet plan` output, with room to spare under Kubernetes' 4096-byte message
+
+
+def boundary_bytes(boundaries: tuple[Any, ...] | list[Any]) -> int:
+    """The size of encoded boundaries as `rivet plan` prints them (compact JSON, ASCII escapes)."""
+    return len(json.dumps(list(boundaries), separators=(",", ":")).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -30,10 +48,16 @@ class Chunk:
     first: bool = True  # also holds NULL keys and keys below lo
     last: bool = True  # also holds keys above hi
     key_kind: KeyKind | None = None
+    keyset: bool = False  # keyset chunk: lower <= key < upper, compared by the database
+    lower: Any = None  # keyset: inclusive typed lower boundary; None for the first chunk (open, and NULL keys)
+    upper: Any = None  # keyset: exclusive typed upper boundary; None for the last chunk (open)
 
     @property
-    def key_range(self) -> list[int | str] | None:
-        """The planned range as the manifest shows it (ISO days for date/timestamp keys)."""
+    def key_range(self) -> list[Any] | None:
+        """The planned range as the manifest shows it: inclusive [lo, hi] (ISO days for date/timestamp keys);
+        for a keyset chunk the half-open [lower, upper) boundary values, null where the chunk is open."""
+        if self.keyset:
+            return [values.show(self.lower), values.show(self.upper)]
         if self.lo is None or self.hi is None:
             return None
         return [show(self.key_kind, self.lo), show(self.key_kind, self.hi)]
@@ -54,6 +78,12 @@ class Plan:
     chunk_size: int | None = None
     chunk_count_requested: int | None = None
     key_kind: str | None = None  # None: integer keys (or no chunking); "date", "timestamp", "timestamptz"
+    keyset: bool = False  # boundaries planned by the database (recorded only when true)
+    boundaries: tuple[Any, ...] | None = None  # keyset: b_2..b_n as JSON values (contract.values.encode)
+
+    def __post_init__(self) -> None:
+        if self.boundaries is not None and not isinstance(self.boundaries, tuple):
+            object.__setattr__(self, "boundaries", tuple(self.boundaries))  # a JSON list from a document
 
     @property
     def kind(self) -> KeyKind | None:
@@ -63,6 +93,8 @@ class Plan:
 
     @property
     def chunk_count(self) -> int:
+        if self.keyset and self.mode == "chunked":
+            return len(self.boundaries or ()) + 1
         if self.mode != "chunked" or self.lo is None or self.hi is None or self.chunk_size is None:
             return 1  # single part, or no non-NULL key: one chunk holds every row
         return math.ceil((self.hi - self.lo + 1) / self.chunk_size)
@@ -71,6 +103,11 @@ class Plan:
         count = self.chunk_count
         if not 1 <= index <= count:
             raise IndexError(f"chunk {index} is outside 1..{count}")
+        if self.keyset and self.mode == "chunked":
+            bounds = self.boundaries or ()
+            lower = values.decode(bounds[index - 2]) if index > 1 else None
+            upper = values.decode(bounds[index - 1]) if index < count else None
+            return Chunk(index, None, None, index == 1, index == count, self.kind, True, lower, upper)
         if self.mode != "chunked" or self.lo is None or self.hi is None or self.chunk_size is None:
             return Chunk(index, None, None, key_kind=self.kind)
         lo = self.lo + (index - 1) * self.chunk_size
@@ -84,6 +121,10 @@ class Plan:
         d = asdict(self)
         if d["key_kind"] is None:
             del d["key_kind"]  # integer plans keep the fingerprints earlier versions recorded
+        if not d["keyset"]:
+            del d["keyset"], d["boundaries"]  # range plans too
+        else:
+            d["boundaries"] = list(d["boundaries"] or [])
         return d
 
     @property
@@ -116,13 +157,13 @@ def chunk_size_for(lo: int | None, hi: int | None, chunk_size: int | None, chunk
 
 
 def plan_changes(old: Plan, new: Plan) -> list[str]:
-    """Names of definition fields that differ (bounds excluded: a resume keeps its original bounds)."""
+    """Names of definition fields that differ (bounds and keyset boundaries excluded: a resume keeps its own)."""
     old_d, new_d = old.to_dict(), new.to_dict()
     keys = list(old_d) + [k for k in new_d if k not in old_d]
     return [
         f"{k}: {old_d.get(k)!r} -> {new_d.get(k)!r}"
         for k in keys
-        if k not in {"lo", "hi"} and old_d.get(k) != new_d.get(k)
+        if k not in {"lo", "hi", "boundaries"} and old_d.get(k) != new_d.get(k)
     ]
 
 

@@ -74,7 +74,8 @@ def recorded_context(
     recorded = load_plan(plan_doc, source.engine.value, exp)
     schema = source.describe(select_all(source.engine, exp))
     kind = chunk_key_kind(schema, exp) if exp.mode is Mode.CHUNKED else None
-    changed = plan_changes(recorded, plan_for(source.engine, exp, recorded.lo, recorded.hi, kind))
+    rebuilt = plan_for(source.engine, exp, recorded.lo, recorded.hi, kind, recorded.boundaries)
+    changed = plan_changes(recorded, rebuilt)
     if changed:
         raise ContractError(
             f"the export definition no longer matches the run's plan ({'; '.join(changed)}): start a new run",

@@ -24,6 +24,9 @@ class Source(Protocol):
     def scalar(self, query: Query) -> Any:
         """First column of the first row (bounds, counts), through the light metadata driver."""
 
+    def column(self, query: Query) -> list[Any]:
+        """First column of every row (keyset boundaries, a few hundred at most), through the metadata driver."""
+
     def stream(self, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
         """Rows of `query` as batches of exactly `schema` (cast as needed), never empty, memory bounded."""
 

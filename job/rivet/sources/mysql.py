@@ -149,6 +149,18 @@ class MysqlSource:
                 raise mysql_error(exc, self._url, self._timeout_s, "query") from None
         return row[0] if row else None
 
+    def column(self, query: Query) -> list[Any]:
+        """First column of every row (values bound by PyMySQL)."""
+        text, params = _bound(query)
+        with self._lock:
+            try:
+                with self._conn.cursor() as cur:
+                    cur.execute(text, params)
+                    rows = cur.fetchall()
+            except pymysql.Error as exc:
+                raise mysql_error(exc, self._url, self._timeout_s, "query") from None
+        return [row[0] for row in rows]
+
     def stream(self, query: Query, schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
         """Batches of exactly `schema`, at most `batch_size` rows each, never empty.
 

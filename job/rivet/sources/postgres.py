@@ -117,6 +117,16 @@ class PostgresSource:
                 raise self.error(exc, "query") from None
         return row[0] if row else None
 
+    def column(self, query: Query) -> list[Any]:
+        """First column of every row (values bound by psycopg)."""
+        text, params = query.pyformat()
+        with self._lock:
+            try:
+                rows = self._conn.execute(text, params or None).fetchall()
+            except psycopg.Error as exc:
+                raise self.error(exc, "query") from None
+        return [row[0] for row in rows]
+
     def stream(
         self,
         query: Query,

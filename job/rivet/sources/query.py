@@ -18,6 +18,14 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Untyped:
+    """Text the server types from the column it is compared with (a keyset boundary): PostgreSQL takes it
+    as uuid, char(n), citext or an enum, and the column's collation decides, never the literal's."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Query:
     """`fragments[0] params[0] fragments[1] ... params[-1] fragments[-1]`; len(fragments) == len(params) + 1."""
 
@@ -50,7 +58,9 @@ class Query:
         """(text with %s placeholders, params) for psycopg and PyMySQL; literal % in the SQL is doubled."""
         if not self.params:
             return self.fragments[0], ()
-        return "%s".join(f.replace("%", "%%") for f in self.fragments), self.params
+        # psycopg sends a str with the unknown type, so the server types it from its context: as Untyped wants
+        params = tuple(p.text if isinstance(p, Untyped) else p for p in self.params)
+        return "%s".join(f.replace("%", "%%") for f in self.fragments), params
 
     def inline(self, render: Callable[[Any], str]) -> str:
         """The SQL text with each value rendered by `render` (a dialect's literal function below)."""
@@ -98,6 +108,8 @@ def mysql_literal(value: Any) -> str:
         return f"TIMESTAMP'{value.isoformat(sep=' ', timespec='microseconds')}'"
     if isinstance(value, dt.date):
         return f"DATE'{value.isoformat()}'"
+    if isinstance(value, Untyped):  # a hex literal is coercible: the column's collation decides the comparison
+        value = value.text
     if isinstance(value, str):
         return f"_utf8mb4 X'{value.encode('utf-8').hex()}'" if value else "''"
     if isinstance(value, bytes | bytearray | memoryview):
@@ -122,8 +134,22 @@ def postgres_literal(value: Any) -> str:
         return f"'{value.isoformat(sep=' ', timespec='microseconds')}'::timestamp"
     if isinstance(value, dt.date):
         return f"'{value.isoformat()}'::date"
+    if isinstance(value, Untyped):
+        return dollar_quoted(value.text)
     if isinstance(value, str):
         return f"convert_from(decode('{value.encode('utf-8').hex()}', 'hex'), 'UTF8')"
     if isinstance(value, bytes | bytearray | memoryview):
         return f"decode('{bytes(value).hex()}', 'hex')"
     raise TypeError(f"no PostgreSQL literal for a {type(value).__name__} query value")
+
+
+def dollar_quoted(text: str) -> str:
+    """A PostgreSQL string constant of unknown type (`$rivet$...$rivet$`): nothing inside a dollar-quoted
+    string is an escape, whatever standard_conforming_strings says, and the tag is lengthened until the text
+    does not contain it, so the value cannot end its literal. PostgreSQL text cannot hold NUL."""
+    if "\x00" in text:
+        raise ValueError("PostgreSQL text cannot contain NUL")
+    tag = "rivet"
+    while (text + f"${tag}$").find(f"${tag}$") != len(text):
+        tag += "_x"
+    return f"${tag}${text}${tag}$"

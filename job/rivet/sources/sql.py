@@ -14,10 +14,10 @@ from typing import Any
 import pyarrow as pa
 
 from rivet.config.model import ExportConfig, Mode, SourceType
-from rivet.contract.keys import KeyKind, kind_of, value_at, window_edge
+from rivet.contract.keys import RANGE_KINDS, KeyKind, keyset_kind_of, kind_of, value_at, window_edge
 from rivet.contract.plan import Chunk
 from rivet.errors import ConfigError
-from rivet.sources.query import Query, q
+from rivet.sources.query import Query, Untyped, q
 
 
 def quote_ident(engine: SourceType | str, name: str) -> str:
@@ -48,14 +48,64 @@ def bound_query(engine: SourceType, exp: ExportConfig, func: str) -> Query:
     return q(f"SELECT {func}({quote_ident(engine, exp.chunk_column or '')}) FROM {relation(engine, exp)}")
 
 
+def keyset_boundaries_query(engine: SourceType, exp: ExportConfig, step: int) -> Query:
+    """A keyset plan's boundaries, chosen and ordered by the database with the column's own collation:
+    the key at every `step`-th position (1 + step, 1 + 2*step, ... of the non-NULL keys in ORDER BY),
+    except values equal to the smallest key (RANK > 1: chunk 1 is never empty for nothing), grouped so
+    that values equal under the collation ('a', 'A', 'a ' under a case-insensitive PAD SPACE one) give one
+    boundary. One ordered pass over the key (an index-only scan where the key is indexed)."""
+    col = quote_ident(engine, exp.chunk_column or "")
+    ranked = (
+        f"SELECT {col} AS rivet_k, ROW_NUMBER() OVER (ORDER BY {col}) AS rivet_n,"
+        f" RANK() OVER (ORDER BY {col}) AS rivet_r FROM {relation(engine, exp)} WHERE {col} IS NOT NULL"
+    )
+    return (
+        q(f"SELECT rivet_k FROM ({ranked}) AS rivet_b WHERE rivet_r > 1 AND MOD(rivet_n - 1, ").bind(step)
+        + ") = 0 GROUP BY rivet_k ORDER BY rivet_k"
+    )
+
+
+def key_count_query(engine: SourceType, exp: ExportConfig) -> Query:
+    """The number of non-NULL keys (keyset planning with chunk_count)."""
+    return q(f"SELECT COUNT({quote_ident(engine, exp.chunk_column or '')}) FROM {relation(engine, exp)}")
+
+
+def mysql_column_type_query(exp: ExportConfig) -> Query | None:
+    """MySQL/MariaDB: the declared type of a table's chunk column (ENUM and SET order by their index but
+    compare as text, so they cannot key a keyset plan); None for a query export."""
+    if not exp.table:
+        return None
+    schema, _, name = exp.table.rpartition(".")
+    base = q("SELECT DATA_TYPE FROM information_schema.columns WHERE table_name = ").bind(name)
+    base = base + " AND column_name = " + q("").bind(exp.chunk_column or "")
+    return base + " AND table_schema = " + (q("").bind(schema) if schema else q("DATABASE()"))
+
+
+def key_value(value: object) -> object:
+    """A keyset boundary as bound into a predicate: text untyped, so the column's type and collation rule."""
+    return Untyped(value) if isinstance(value, str) else value
+
+
 def chunk_predicate(engine: SourceType, column: str, chunk: Chunk) -> Query | None:
     """The rows of `chunk`: [lo, hi] in units, widened to NULL keys and keys below lo for the first
-    chunk and to keys above hi for the last; None when the chunk is the whole relation."""
+    chunk and to keys above hi for the last; None when the chunk is the whole relation. A keyset chunk:
+    `lower <= key < upper` compared by the database, the first chunk without lower bound and with NULL
+    keys, the last without upper bound."""
+    if chunk.keyset:
+        col = quote_ident(engine, column)
+        lower = None if chunk.lower is None else q(f"{col} >= ").bind(key_value(chunk.lower))
+        upper = None if chunk.upper is None else q(f"{col} < ").bind(key_value(chunk.upper))
+        return _joined(col, lower, upper)
     if chunk.lo is None or chunk.hi is None or chunk.key_kind is None:
         return None
     col = quote_ident(engine, column)
     lower = None if chunk.first else q(f"{col} >= ").bind(value_at(chunk.key_kind, chunk.lo))
     upper = None if chunk.last else q(f"{col} < ").bind(value_at(chunk.key_kind, chunk.hi + 1))
+    return _joined(col, lower, upper)
+
+
+def _joined(col: str, lower: Query | None, upper: Query | None) -> Query | None:
+    """lower AND upper; without a lower bound the chunk is the first and also holds NULL keys."""
     if lower is None and upper is None:
         return None
     if lower is None:
@@ -111,6 +161,29 @@ def column_kind(schema: pa.Schema, column: str, field_path: str, fix: str) -> Ke
             fix,
         )
     return kind
+
+
+def chunk_kind(schema: pa.Schema, column: str, field_path: str, by_key: bool) -> tuple[KeyKind, bool]:
+    """(kind, keyset) of a chunk column, judged by its type: integer, date and timestamp keys split into
+    unit ranges (or keyset, with `chunk_by_key`); uuid, text and binary keys keyset. Anything else (float,
+    fractional numeric, JSON, arrays, time, ...) is a ConfigError naming the field and the alternatives."""
+    index = schema.get_field_index(column)
+    if index < 0:
+        names = ", ".join(schema.names[:20])
+        raise ConfigError(field_path, f"column {column!r} is not in the result (columns: {names})")
+    arrow_type = schema.field(index).type
+    kind = kind_of(arrow_type)
+    if kind in RANGE_KINDS:
+        return kind, by_key
+    kind = keyset_kind_of(arrow_type)
+    if kind is None:
+        raise ConfigError(
+            field_path,
+            f"column {column!r} is {arrow_type}, which cannot be split into exact ranges or ordered keysets",
+            "chunk by an integer (or numeric with scale 0), date or timestamp column, or by a uuid, text or"
+            " binary key (keyset chunking); or use mode: full",
+        )
+    return kind, True
 
 
 def time_window_predicate(engine: SourceType, exp: ExportConfig, run_date: dt.date, kind: KeyKind) -> Query:
