@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import sqlite3
 
 import pyarrow as pa
@@ -14,12 +15,12 @@ import pytest
 from rivet.config.loader import load_config_text
 from rivet.config.model import ExportConfig, SourceType
 from rivet.contract import values
-from rivet.contract.keys import KeyKind, kind_of, unit_of, value_at
-from rivet.contract.plan import Plan
+from rivet.contract.keys import KeyKind, keyset_kind_of, kind_of, unit_of, value_at
+from rivet.contract.plan import MAX_BOUNDARY_BYTES, PLAN_DOCUMENT_LIMIT, Plan, boundary_bytes, plan_changes
 from rivet.engine.planning import check_size, plan_for
 from rivet.errors import ConfigError
-from rivet.sources.query import Query, mysql_literal, postgres_literal, q
-from rivet.sources.sql import chunk_predicate, incremental_predicate, time_window_predicate
+from rivet.sources.query import Query, Untyped, dollar_quoted, mysql_literal, postgres_literal, q
+from rivet.sources.sql import chunk_kind, chunk_predicate, incremental_predicate, time_window_predicate
 
 HOSTILE = ["x' UNION SELECT * FROM secrets -- ", "a\\' OR 1=1 #", "back\\slash", "/* c */", "\x01\n\t", "😀𝄞", "%s %%"]
 
@@ -152,3 +153,125 @@ def test_pyformat_doubles_percent_only_when_binding() -> None:
 def test_cursor_values_keep_their_type(value: object) -> None:
     assert values.decode(values.encode(value)) == value
     assert type(values.decode(values.encode(value))) is type(value)
+
+
+# --- keyset plans -------------------------------------------------------------------------------------
+
+
+def test_keyset_plan_arithmetic_and_round_trip() -> None:
+    """uuid/text/binary keys plan a keyset: n boundaries, n+1 chunks, open ends, typed values, fingerprinted."""
+    exp = _exp("mode: chunked, chunk_column: k, chunk_size: 10")
+    bounds = (values.encode("b"), values.encode("a'; DROP"), values.encode(b"\x00\xff"))
+    plan = plan_for(SourceType.POSTGRES, exp, None, None, KeyKind.TEXT, bounds)
+    assert plan.keyset and plan.chunk_count == 4 and plan.lo is None and plan.hi is None
+    chunks = list(plan.chunks())
+    assert [(c.lower, c.upper) for c in chunks] == [
+        (None, "b"),
+        ("b", "a'; DROP"),
+        ("a'; DROP", b"\x00\xff"),
+        (b"\x00\xff", None),
+    ]
+    assert chunks[0].key_range == [None, "b"] and chunks[3].key_range == ["AP8=", None]
+    doc = json.loads(json.dumps(plan.recorded()))
+    assert (
+        doc["keyset"] is True
+        and doc["key_kind"] == "text"
+        and doc["boundaries"][2] == {"$type": "bytes", "value": "AP8="}
+    )
+    again = Plan.from_recorded("postgres", "t", doc)
+    assert again == plan and again.fingerprint == plan.fingerprint
+    assert plan_changes(plan, plan_for(SourceType.POSTGRES, exp, None, None, KeyKind.TEXT, again.boundaries)) == []
+    edited = Plan.from_recorded("postgres", "t", {**doc, "boundaries": ["c"]})
+    assert edited.fingerprint != plan.fingerprint  # an edited plan document is refused by its fingerprint
+
+
+def test_integer_plans_keep_their_bytes_and_chunk_by_key_forces_keyset() -> None:
+    exp = _exp(CHUNKED)
+    ranged = plan_for(SourceType.POSTGRES, exp, 1, 250, KeyKind.INT)
+    assert "keyset" not in ranged.to_dict() and "boundaries" not in ranged.to_dict() and ranged.chunk_count == 3
+    forced = plan_for(SourceType.POSTGRES, _exp(CHUNKED + ", chunk_by_key: true"), None, None, KeyKind.INT, (100, 200))
+    assert forced.keyset and forced.key_kind == "int" and forced.chunk_count == 3
+    assert any(c.startswith("keyset") for c in plan_changes(ranged, forced)), "switching to keyset is a plan change"
+
+
+def test_keyset_predicates_partition_rows_and_bind_untyped_text() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT)")
+    keys = ["", " ", "a", "a", "b", "c'", "d", None, None, "zz"]
+    db.executemany("INSERT INTO t (k) VALUES (?)", [(k,) for k in keys])
+    bounds = tuple(values.encode(v) for v in ["a", "c'", "zz"])
+    plan = plan_for(SourceType.POSTGRES, _exp(), None, None, KeyKind.TEXT, bounds)
+    seen: list[int] = []
+    for chunk in plan.chunks():
+        predicate = chunk_predicate(SourceType.POSTGRES, "k", chunk)
+        assert predicate is not None and all(isinstance(p, Untyped) for p in predicate.params)
+        text, params = predicate.pyformat()
+        assert all(isinstance(p, str) for p in params), "psycopg gets plain str: sent untyped"
+        assert "c'" not in text and ("$rivet$c'$rivet$" in predicate.inline(postgres_literal)) == (
+            "c'" in (chunk.lower, chunk.upper)
+        )
+        seen += _select(db, Query(predicate.fragments, tuple(p.text for p in predicate.params)))
+    assert sorted(seen) == list(range(1, len(keys) + 1))
+
+
+@pytest.mark.parametrize("value", [*HOSTILE, "$rivet$", "x$rivet", "$", "$rivet_x$ $rivet$"])
+def test_dollar_quoted_literals_cannot_end_early(value: str) -> None:
+    literal = dollar_quoted(value)
+    tag = literal[: literal.index("$", 1) + 1]
+    assert literal.endswith(tag) and literal[len(tag) : -len(tag)] == value
+    assert (value + tag).find(tag) == len(value), "the closing tag first appears after the value"
+
+
+def test_keyset_kinds_and_refusal_message() -> None:
+    assert keyset_kind_of(pa.uuid()) is KeyKind.UUID and keyset_kind_of(pa.string()) is KeyKind.TEXT
+    assert keyset_kind_of(pa.binary()) is KeyKind.BINARY and keyset_kind_of(pa.json_(pa.string())) is None
+    schema = pa.schema([("j", pa.json_(pa.string())), ("f", pa.float64()), ("u", pa.uuid()), ("i", pa.int64())])
+    assert chunk_kind(schema, "u", "exports[0].chunk_column", False) == (KeyKind.UUID, True)
+    assert chunk_kind(schema, "i", "exports[0].chunk_column", False) == (KeyKind.INT, False)
+    assert chunk_kind(schema, "i", "exports[0].chunk_column", True) == (KeyKind.INT, True)
+    for col in ("j", "f"):
+        with pytest.raises(ConfigError) as err:
+            chunk_kind(schema, col, "exports[0].chunk_column", False)
+        text = str(err.value)
+        assert "exports[0].chunk_column" in text and repr(col) in text and "uuid, text or binary" in text
+        assert "mode: full" in text
+
+
+def test_too_many_keyset_boundaries_are_refused_with_a_count_that_fits() -> None:
+    exp = _exp("mode: chunked, chunk_column: k, chunk_size: 1000")
+    uuids = tuple(f"{i:08x}-0000-4000-8000-000000000000" for i in range(200))
+    plan = plan_for(SourceType.POSTGRES, exp, None, None, KeyKind.UUID, uuids)
+    assert boundary_bytes(uuids) > MAX_BOUNDARY_BYTES
+    with pytest.raises(ConfigError) as err:
+        check_size(plan, exp, 1000)
+    text = str(err.value)
+    assert "exports[0].chunk_size" in text and "4 KiB" in text and "201 keyset chunks" in text
+    fits = int(text.split("chunk_count: ")[1].split()[0])
+    assert boundary_bytes(uuids[: fits - 1]) <= MAX_BOUNDARY_BYTES < boundary_bytes(uuids[: fits + 2])
+    check_size(plan_for(SourceType.POSTGRES, exp, None, None, KeyKind.UUID, uuids[: fits - 1]), exp, 1000)
+
+
+def test_a_plan_document_at_the_boundary_budget_fits_the_termination_message() -> None:
+    """The worst case `rivet plan` prints: the budget's boundaries plus every other field at a generous size."""
+    exp = _exp("mode: chunked, chunk_column: k, chunk_size: 1000")
+    bounds: list[str] = []
+    while boundary_bytes([*bounds, "😀" * 4]) <= MAX_BOUNDARY_BYTES:
+        bounds.append("😀" * 4)  # ASCII escapes: the costliest characters per byte of budget
+    plan = plan_for(SourceType.POSTGRES, exp, None, None, KeyKind.TEXT, tuple(bounds))
+    doc = {
+        "export": "e" * 63,
+        "run_id": "r" * 80,
+        "resolved_prefix": "s3://" + "p" * 200 + "/",
+        "mode": "chunked",
+        "chunk_column": "k" * 63,
+        "lo": None,
+        "hi": None,
+        "key_range": None,
+        "chunk_size": 1000,
+        "chunk_count": plan.chunk_count,
+        "row_estimate": 10**12,
+        "plan_fingerprint": plan.fingerprint,
+        "schema_fingerprint": plan.fingerprint,
+        "plan": {**plan.recorded(), "chunk_column": "k" * 63},
+    }
+    assert len(json.dumps(doc, separators=(",", ":"))) <= PLAN_DOCUMENT_LIMIT < 4096
