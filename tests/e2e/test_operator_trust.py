@@ -117,3 +117,45 @@ def test_a_held_run_refuses_a_new_source_and_certifies_one_database(
     assert ids_from(bucket_objects(pod_s3, bucket, "held/")) == list(range(1, 5_001))
     spec = cluster.get_json("rivetexport", "held", namespace=ns)["spec"]
     assert spec["source"]["urlFrom"]["secretKeyRef"]["name"] == "src"
+
+
+def test_keys_of_an_envfrom_configmap_cannot_change_which_code_a_job_runs(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    """Admission sees the names in a spec, not the keys inside the ConfigMaps it pulls in with envFrom. One
+    such ConfigMap sets PYTHONPATH to a mounted directory holding a sitecustomize.py that would make every
+    Job fail (and could do anything else), plus LD_PRELOAD: the Jobs run an isolated interpreter by
+    absolute path with the loader's variables pinned, so the export is exact and Ready."""
+    ns = namespace
+    seed_pg(pod_pg, "public.isolated_e2e", 2_000)
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "hooks"},
+            "data": {"sitecustomize.py": "import sys\nprint('hijacked', file=sys.stderr)\nsys.exit(97)\n"},
+        },
+        ns,
+    )
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "loader-env"},
+            "data": {"PYTHONPATH": "/var/hooks", "LD_PRELOAD": "/var/hooks/nothing.so", "PATH": "/var/hooks"},
+        },
+        ns,
+    )
+    spec = s3_export("isolated", "public.isolated_e2e", pod_s3, bucket, "{export}/", parallelism=2)
+    spec["spec"]["envFrom"].append({"configMapRef": {"name": "loader-env"}})
+    spec["spec"]["jobTemplate"] = {
+        "volumes": [{"name": "hooks", "configMap": {"name": "hooks"}}],
+        "volumeMounts": [{"name": "hooks", "mountPath": "/var/hooks"}],
+    }
+    cluster.apply([spec], ns)
+    st = ready(cluster, ns, "isolated")
+    assert st["rowsWritten"] == 2_000
+    assert ids_from(bucket_objects(pod_s3, bucket, "isolated/")) == list(range(1, 2_001))

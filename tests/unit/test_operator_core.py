@@ -91,7 +91,11 @@ def test_chunk_job_is_restricted_owned_labelled_and_secret_free() -> None:
     assert c["envFrom"] == [{"secretRef": {"name": "lake-credentials"}}]
     # the config rides last in env (no spec env entry can replace it), `$` doubled against the kubelet's
     # $(VAR) expansion, and is read with -c env:...; no ConfigMap volume anyone could edit mid-run
-    assert c["env"][-1] == {"name": "RIVET_JOB_CONFIG", "value": "exports: [{query: \"SELECT '$$(HOME)', '$$$$'\"}]\n"}
+    pinned = [e["name"] for e in c["env"]][-5:]
+    assert pinned == ["RIVET_JOB_CONFIG", "PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"]
+    assert c["env"][-5] == {"name": "RIVET_JOB_CONFIG", "value": "exports: [{query: \"SELECT '$$(HOME)', '$$$$'\"}]\n"}
+    # no key of an envFrom Secret/ConfigMap changes which code runs: absolute, isolated interpreter
+    assert c["command"] == ["/opt/rivet/bin/python", "-I", "-m", "rivet"]
     assert c["args"][c["args"].index("-c") + 1] == "env:RIVET_JOB_CONFIG"
     assert not [v for v in pod["volumes"] if "configMap" in v]
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -19,6 +19,17 @@ from rivet_operator.specs.configmaps import metadata
 from rivet_operator.specs.names import Owner
 
 TERMINATION_LOG = "/dev/termination-log"
+# The interpreter by absolute path, isolated (-I: no PYTHON* variable, no user site, no current directory on
+# sys.path): an `envFrom` Secret or ConfigMap may hold any key (admission cannot see inside), so none of its
+# keys may change which code runs. The loader's variables and PATH are pinned after `envFrom` (an `env` entry
+# wins over `envFrom`) for the same reason. The image's venv is /opt/rivet (Dockerfile).
+JOB_COMMAND = ("/opt/rivet/bin/python", "-I", "-m", "rivet")
+PINNED_ENV = (
+    {"name": "PATH", "value": "/opt/rivet/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+    {"name": "LD_PRELOAD", "value": ""},
+    {"name": "LD_LIBRARY_PATH", "value": ""},
+    {"name": "LD_AUDIT", "value": ""},
+)
 LEDGER_DIR = "/var/run/rivet/ledger"
 POD_SECURITY = {
     "runAsNonRoot": True,
@@ -73,6 +84,7 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
     # The kubelet expands `$(NAME)` in env values and turns `$$` into `$`: doubling every `$` makes the
     # config arrive byte for byte (a query may well hold `$(...)` or `$$`).
     env.append({"name": CONFIG_ENV, "value": js.config.replace("$", "$$")})
+    env.extend(dict(e) for e in PINNED_ENV)
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {}},
     ]
@@ -95,7 +107,7 @@ def job(owner: Owner, js: JobSpec, spec: dict[str, Any], rt: Runtime) -> dict[st
         "name": "rivet",
         "image": rt.image,
         "imagePullPolicy": rt.pull_policy,
-        "command": ["rivet"],
+        "command": list(JOB_COMMAND),
         "args": [*js.args, "-c", f"env:{CONFIG_ENV}", "--termination-log", TERMINATION_LOG],
         "env": env,
         "envFrom": copy.deepcopy(spec.get("envFrom") or []),
