@@ -94,18 +94,25 @@ def test_pg_numeric_typmod_decodes_precision_and_negative_scale() -> None:
         (
             1700,
             -1,
-            'column "c" has type numeric without precision and scale, which has no exact Arrow '
-            'mapping: cast it in a query, e.g. "c"::numeric(38,9)',
+            'column "c" has type numeric without precision and scale, which has no exact Parquet decimal type: '
+            'set columns: {c: string} (its exact text) or columns: {c: "decimal(38,10)"} on the export (a value '
+            'that does not fit is refused), or cast it in a query, e.g. "c"::numeric(38,9) (which rounds)',
         ),
-        (1186, -1, 'column "c" has type interval with no exact Arrow mapping: cast it in a query, e.g. "c"::text'),
+        (
+            1186,
+            -1,
+            'column "c" has type interval with no exact Arrow mapping: cast it in a query, e.g. "c"::text, '
+            "or set columns: {c: string} on the export (its exact text)",
+        ),
         (790, -1, 'column "c" has type money with no exact Arrow mapping: cast it in a query, e.g. "c"::numeric(20,2)'),
         (142, -1, 'column "c" has type xml with no exact Arrow mapping: cast it in a query, e.g. "c"::text'),
         (1187, -1, 'column "c" has type interval[] with no exact Arrow mapping: cast it in a query, e.g. "c"::text[]'),
         (
             1231,
             -1,
-            'column "c" has type numeric[] without precision and scale, which has no exact Arrow mapping: '
-            'cast it in a query, e.g. "c"::numeric(38,9)[]',
+            'column "c" has type numeric[] without precision and scale, which has no exact Parquet decimal type: '
+            'set columns: {c: string} (its exact text) or columns: {c: "decimal(38,10)"} on the export (a value '
+            'that does not fit is refused), or cast it in a query, e.g. "c"::numeric(38,9)[] (which rounds)',
         ),
         (1700, numeric_mod(100, 2), 'e.g. "c"::text'),
         (1700, numeric_mod(5, -2), 'e.g. "c"::numeric(7,0)'),
@@ -238,7 +245,7 @@ def test_conform_rebuilds_sliced_lists_with_nulls() -> None:
 
 def test_conform_batch_names_the_column_that_does_not_fit() -> None:
     batch = pa.record_batch({"n": pa.array(["1.234"])})
-    with pytest.raises(SourceError, match='column "n" has a value that does not fit decimal128'):
+    with pytest.raises(SourceError, match=r'column "n" has a value that does not fit numeric\(5,2\) exactly'):
         conform_batch(batch, pa.schema([("n", pa.decimal128(5, 2))]), "postgres")
 
 
@@ -248,14 +255,14 @@ def test_conform_batch_names_the_column_that_does_not_fit() -> None:
         (
             ["1.5", None, "nan"],
             pa.decimal128(5, 2),
-            'column "c" holds NaN, which has no exact Arrow decimal128(5, 2) value (Arrow decimals have no NaN or '
+            'column "c" (numeric(5,2)) holds NaN, which has no exact value (Arrow decimals have no NaN or '
             "infinity): cast it in a query, e.g. NULLIF(\"c\", 'NaN')::numeric(5,2) to export NaN as NULL, "
             'or "c"::text',
         ),
         (
             ["-inf"],
             pa.decimal256(60, 10),
-            'column "c" holds -Infinity, which has no exact Arrow decimal256(60, 10) value (Arrow decimals have no '
+            'column "c" (numeric(60,10)) holds -Infinity, which has no exact value (Arrow decimals have no '
             "NaN or infinity): cast it in a query, e.g. CASE WHEN \"c\" IN ('NaN', 'Infinity', '-Infinity') "
             'THEN NULL ELSE "c" END::numeric(60,10)',
         ),
@@ -273,7 +280,9 @@ def test_conform_refuses_pg_numeric_nan_and_infinity(
 
 def test_conform_refuses_nan_inside_numeric_arrays() -> None:
     arr = pa.array([["1.5"], ["NaN", None]], pa.list_(pa.string()))
-    with pytest.raises(UnsupportedTypeError, match=r'column "a" holds NaN, .* e\.g\. "a"::text\[\]$'):
+    with pytest.raises(
+        UnsupportedTypeError, match=r'column "a" \(numeric\(5,1\)\[\]\) holds NaN, .* e\.g\. "a"::text\[\]$'
+    ):
         conform_batch(
             pa.record_batch([arr], names=["a"]), pa.schema([("a", pa.list_(pa.decimal128(5, 1)))]), "postgres"
         )
@@ -285,7 +294,7 @@ def test_conform_refuses_mysql_tinyint1_other_than_0_or_1(value: int, shown: str
     with pytest.raises(UnsupportedTypeError) as err:
         conform_batch(batch, pa.schema([("b", pa.bool_())]), "mysql")
     assert str(err.value) == (
-        f'column "b" holds {shown}, which has no exact Arrow bool value (only 0 and 1 map to Boolean exactly): '
+        f'column "b" (tinyint(1)) holds {shown}, which has no exact value (only 0 and 1 map to a boolean exactly): '
         "cast it in a query, e.g. CAST(`b` AS SIGNED)"
     )
 
@@ -305,25 +314,25 @@ PG_EPOCH_US, PG_EPOCH_DAYS = 946_684_800_000_000, 10_957
     [
         (
             pa.array([0, -(2**63) + PG_EPOCH_US - 1], pa.int64()).view(pa.timestamp("us")),
-            'column "t" holds infinity or -infinity, which has no Arrow timestamp[us] value: '
-            'cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
+            'column "t" (timestamp without time zone) holds infinity or -infinity, which has no exact value (Arrow '
+            'dates and timestamps have no infinity): cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
         ),
         (
             pa.array([-(2**31) + PG_EPOCH_DAYS], pa.int32()).view(pa.date32()),
-            'column "t" holds infinity or -infinity, which has no Arrow date32[day] value: '
-            'cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
+            'column "t" (date) holds infinity or -infinity, which has no exact value (Arrow '
+            'dates and timestamps have no infinity): cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
         ),
         (
             pa.array([-9222426057709551617], pa.int64()).view(pa.timestamp("us", "UTC")),  # 294276 AD wrapped
-            'column "t" holds a value after 294247-01-10, which has no Arrow timestamp[us, tz=UTC] value: '
-            'cast it in a query, e.g. "t"::text',
+            'column "t" (timestamp with time zone) holds a value after 294247-01-10, which has no exact value '
+            '(Arrow timestamps end there): cast it in a query, e.g. "t"::text',
         ),
         (
             pa.ListArray.from_arrays(
                 pa.array([0, 2]), pa.array([0, -(2**63) + PG_EPOCH_US], pa.int64()).view(pa.timestamp("us"))
             ),
-            'column "t" holds infinity or -infinity, which has no Arrow timestamp[us] value: '
-            'cast it in a query, e.g. "t"::text[]',
+            'column "t" (timestamp without time zone[]) holds infinity or -infinity, which has no exact value '
+            '(Arrow dates and timestamps have no infinity): cast it in a query, e.g. "t"::text[]',
         ),
     ],
 )
@@ -348,7 +357,7 @@ def test_pg_earliest_dates_are_not_mistaken_for_infinity() -> None:
             "`Date(\"'0000-00-00'\")` to a desired type",
             'column "d"',
             "holds '0000-00-00', which is not a calendar date (a zero date, or a zero or invalid month or day) and "
-            "has no exact Arrow date value: cast it in a query, e.g. CAST(`d` AS CHAR) to keep the text, or "
+            "has no exact date value: cast it in a query, e.g. CAST(`d` AS CHAR) to keep the text, or "
             "NULLIF(`d`, '0000-00-00') to export zero dates as NULL",
         ),
         (
@@ -356,7 +365,7 @@ def test_pg_earliest_dates_are_not_mistaken_for_infinity() -> None:
             "value `Date(\"'2024-00-10 01:02:03.250000'\")` to a desired type",
             'one of the columns "dt", "ts"',
             "holds '2024-00-10 01:02:03.250000', which is not a calendar date (a zero date, or a zero or invalid "
-            "month or day) and has no exact Arrow timestamp value: cast it in a query, e.g. CAST(`dt` AS CHAR) to "
+            "month or day) and has no exact timestamp value: cast it in a query, e.g. CAST(`dt` AS CHAR) to "
             "keep the text, or IF(MONTH(`dt`) = 0 OR DAYOFMONTH(`dt`) = 0, NULL, `dt`) to export NULL instead",
         ),
     ],

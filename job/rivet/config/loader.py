@@ -72,7 +72,7 @@ EXPORT_KEYS = {
     "verify",
 }
 # Engine keys the operator's RivetExport does not expose (yet): accepted in rivet.yaml, never rendered by it.
-CLI_EXPORT_KEYS = {"chunk_by_key"}
+CLI_EXPORT_KEYS = {"chunk_by_key", "columns"}
 DEST_KEYS: dict[DestinationType, set[str]] = {
     DestinationType.LOCAL: {"type", "path"},
     DestinationType.S3: {
@@ -467,8 +467,32 @@ def _export(node: Any, path: str) -> ExportConfig:
         time_column=_str(exp, "time_column", path),
         days_window=_int(exp, "days_window", path),
         verify=_enum(exp, "verify", path, Verify, Verify.SIZE),
+        columns=_columns(exp, path),
         path=path,
     )
+
+
+_DECIMAL_RE = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
+_COLUMNS_FIX = 'use "string" (the database\'s exact text) or "decimal(p,s)" with 1 <= p <= 38 and 0 <= s <= p'
+
+
+def _columns(exp: dict[str, Any], path: str) -> tuple[tuple[str, str], ...]:
+    """`columns:`: column name -> "string" or "decimal(p,s)", normalized; refused per entry, naming it."""
+    if exp.get("columns") is None:
+        return ()
+    node = _mapping(exp["columns"], f"{path}.columns", "must be a mapping of column name to a type")
+    out = []
+    for name, value in node.items():
+        where = _join(f"{path}.columns", str(name))
+        spelled = value.strip().lower() if isinstance(value, str) else None
+        match = _DECIMAL_RE.fullmatch(spelled or "")
+        if spelled == "string":
+            out.append((str(name), "string"))
+        elif match and 1 <= int(match[1]) <= 38 and int(match[2]) <= int(match[1]):
+            out.append((str(name), f"decimal({int(match[1])},{int(match[2])})"))
+        else:
+            raise ConfigError(where, f"{_describe(value)} is not a column type Rivet can export to", _COLUMNS_FIX)
+    return tuple(out)
 
 
 def _destination(node: Any, path: str) -> DestinationConfig:

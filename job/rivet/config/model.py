@@ -174,6 +174,8 @@ class ExportConfig:
     time_column: str | None = None
     days_window: int | None = None
     verify: Verify = Verify.SIZE
+    # `columns:` overrides, in order: column name -> "string" or "decimal(p,s)" (normalized spelling)
+    columns: tuple[tuple[str, str], ...] = ()
     path: str = "exports[0]"  # where the definition sits in its file, for errors that name a field
 
     @property

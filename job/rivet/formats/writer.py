@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from rivet.config.env import env_int
 from rivet.config.model import Compression, Format
+from rivet.errors import UnsupportedTypeError
 from rivet.formats.csv_fast import fixed_width_text, timestamp_text
 from rivet.formats.parquet_encoding import writer_options
 
@@ -65,6 +66,7 @@ class ParquetPartWriter:
             **writer_options(schema),  # per-column encodings (formats/parquet_encoding.py)
         )
         self._schema = schema
+        self._times = [i for i, f in enumerate(schema) if pa.types.is_time64(f.type)]
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._buffered_bytes = 0
@@ -75,6 +77,8 @@ class ParquetPartWriter:
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
+        for i in self._times:
+            refuse_end_of_day(self._schema.field(i).name, batch.column(i))
         self.rows += batch.num_rows
         size = batch.nbytes
         if self._buffer and self._buffered_bytes + size > self._max_bytes:
@@ -102,6 +106,33 @@ class ParquetPartWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+END_OF_DAY_US = 86_400_000_000  # PostgreSQL time '24:00:00', one past the last time64 value of a day
+
+
+def refuse_end_of_day(name: str, col: pa.Array) -> None:
+    """Parquet's TIME(MICROS) ends at 23:59:59.999999: a PostgreSQL `time '24:00:00'` is refused, naming
+    the column and the ways to export it exactly (never written as a value readers cannot read back)."""
+    if col.null_count == len(col) or pc.max(col.view(pa.int64())).as_py() < END_OF_DAY_US:
+        return
+    ident = '"' + name.replace('"', '""') + '"'
+    raise UnsupportedTypeError(
+        f'column "{name}" (time without time zone) holds 24:00:00, which Parquet\'s time type cannot hold'
+        f" (it ends at 23:59:59.999999): set columns: {{{name}: string}} on the export (its exact text), or"
+        f" cast it in a query, e.g. {ident}::text, or CASE WHEN {ident} = '24:00' THEN NULL ELSE {ident} END"
+    )
+
+
+def time_text(col: pa.Array) -> pa.Array:
+    """time64[us] as `HH:MM:SS.ffffff`; PostgreSQL's `24:00:00` as `24:00:00.000000` (Arrow's own cast
+    would print `<value out of range: 86400000000>`)."""
+    if col.null_count == len(col) or pc.max(col.view(pa.int64())).as_py() < END_OF_DAY_US:
+        return col.cast(pa.string())
+    micros = col.view(pa.int64())
+    late = pc.fill_null(pc.greater_equal(micros, END_OF_DAY_US), False)
+    early = pc.if_else(late, pa.scalar(0, pa.int64()), micros).view(col.type)
+    return pc.if_else(late, pa.scalar("24:00:00.000000"), early.cast(pa.string()))
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
@@ -194,6 +225,8 @@ def csv_text(col: pa.Array) -> pa.Array:
         return list_text(col)
     if pa.types.is_string(t):
         return col
+    if pa.types.is_time64(t):
+        return time_text(col)
     return col.cast(pa.string())
 
 

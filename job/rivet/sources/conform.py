@@ -9,6 +9,8 @@ with no exact target value is refused with UnsupportedTypeError naming the colum
 
 from __future__ import annotations
 
+import decimal
+import json
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -16,6 +18,7 @@ import pyarrow.compute as pc
 
 from rivet.errors import SourceError, UnsupportedTypeError
 from rivet.sources import mysql_types, pg_types
+from rivet.sources.columns import db_type_of, is_text, string_hint
 from rivet.sources.types import InexactValue
 
 # How ADBC spells PostgreSQL's non-finite numerics, and how PostgreSQL spells them.
@@ -57,7 +60,7 @@ def _refuse_non_boolean(arr: pa.Array) -> None:
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     bad = low if low is not None and low < 0 else high if high is not None and high > 1 else None
     if bad is not None:
-        raise InexactValue(InexactValue.BOOLEAN, str(bad), "(only 0 and 1 map to Boolean exactly)")
+        raise InexactValue(InexactValue.BOOLEAN, str(bad), "(only 0 and 1 map to a boolean exactly)")
 
 
 def _refuse_non_finite(arr: pa.Array) -> None:
@@ -79,8 +82,9 @@ def _conform_list(arr: pa.Array, target: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, conform_array(values, target.value_type), type=target, mask=mask)
 
 
-def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, engine: str) -> pa.RecordBatch:
-    """The first len(schema) columns of `batch`, by position, as `schema`."""
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, engine: str, offset: int = 0) -> pa.RecordBatch:
+    """The first len(schema) columns of `batch`, by position, as `schema`. `offset`: the rows of the part
+    before this batch (to name a refused row by its position when the export names no key)."""
     if batch.schema.names[: len(schema)] != schema.names:
         raise SourceError(
             f"{engine}: the query returns columns {batch.schema.names[: len(schema)]}, not {schema.names} "
@@ -89,19 +93,96 @@ def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, engine: str) -> pa.R
     columns = []
     for i, field in enumerate(schema):
         try:
+            if is_text(field) and pa.types.is_decimal(field.type):
+                columns.append(_text_to_decimal(batch, i, field, schema, offset))
+                continue
             columns.append(conform_array(batch.column(i), field.type))
         except InexactValue as exc:
             hint = _HINTS[engine](field.name, field.type, exc) if engine in _HINTS else ""
             raise UnsupportedTypeError(
-                f'column "{field.name}" holds {exc.value}, which has no exact Arrow {field.type} value {exc.why}'
-                + (f": cast it in a query, e.g. {hint}" if hint else "")
+                f'column "{field.name}" ({type_name(engine, field)}) holds {exc.value}, which has no exact value'
+                f" {exc.why}" + (f": cast it in a query, e.g. {hint}" if hint else "")
             ) from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise SourceError(
-                f'{engine}: column "{field.name}" has a value that does not fit {field.type} exactly: '
+                f'{engine}: column "{field.name}" has a value that does not fit {type_name(engine, field)} exactly: '
                 f"{str(exc).splitlines()[0]}"
             ) from None
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def type_name(engine: str, field: pa.Field) -> str:
+    """The database's name for the field's type, for messages (never an Arrow spelling)."""
+    recorded = db_type_of(field)
+    if recorded is not None:
+        return recorded
+    return (pg_types.arrow_type_name if engine == "postgres" else mysql_types.arrow_type_name)(field.type)
+
+
+ROW_KEY = b"rivet.row_key"  # schema metadata: JSON list of the columns that name a row (primary key)
+
+
+def _text_to_decimal(batch: pa.RecordBatch, i: int, field: pa.Field, schema: pa.Schema, offset: int) -> pa.Array:
+    """A text-read column (a `decimal(p,s)` override) cast exactly, or refused naming the first value that
+    does not fit, why, and its row (by key, else by position in the part)."""
+    arr = batch.column(i)
+    if isinstance(arr.type, pa.BaseExtensionType):
+        arr = arr.storage
+    try:
+        return pc.cast(arr, field.type, safe=True)
+    except pa.ArrowInvalid:
+        pass
+    target = field.type
+    for row, text in enumerate(arr.to_pylist()):
+        why = decimal_misfit(text, target.precision, target.scale)
+        if why is not None:
+            raise UnsupportedTypeError(
+                f'column "{field.name}" ({db_type_of(field)}) holds {text} {_row_name(batch, schema, row, offset)},'
+                f" which does not fit the override decimal({target.precision},{target.scale}): {why}. Nothing is"
+                f" rounded: widen the override in columns: (at most decimal(38,s)), or set"
+                f" columns: {{{field.name}: string}} to export its exact text"
+            )
+    raise SourceError(f'column "{field.name}" does not cast to decimal({target.precision},{target.scale})')
+
+
+def decimal_misfit(text: str | None, precision: int, scale: int) -> str | None:
+    """Why the database text `text` of a number has no exact decimal(precision, scale) value; None if it has."""
+    if text is None:
+        return None
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return "it is not a number"
+    if not value.is_finite():
+        return "a decimal has no NaN or infinity"
+    if value.is_zero():
+        return None
+    _, digits, exponent = value.as_tuple()  # not normalize(): it rounds to the context's 28 digits
+    assert isinstance(exponent, int)
+    while digits and digits[-1] == 0:  # trailing zeros past the point lose nothing
+        digits, exponent = digits[:-1], exponent + 1
+    fraction = max(0, -exponent)
+    integer = max(0, len(digits) + exponent)
+    if fraction > scale:
+        return f"it has {fraction} digits after the point and the scale is {scale}"
+    if integer > precision - scale:
+        return f"it has {integer} digits before the point and decimal({precision},{scale}) holds {precision - scale}"
+    return None
+
+
+def _row_name(batch: pa.RecordBatch, schema: pa.Schema, row: int, offset: int) -> str:
+    """`in the row with id = 7`, or `in row 12 of the part` when the export names no key."""
+    raw = (schema.metadata or {}).get(ROW_KEY)
+    keys = [k for k in (json.loads(raw) if raw else []) if k in schema.names]
+    if keys:
+        parts = [f"{k} = {_shown(batch.column(schema.get_field_index(k))[row].as_py())}" for k in keys]
+        return "in the row with " + " and ".join(parts)
+    return f"in row {offset + row + 1} of the part"
+
+
+def _shown(value: object) -> str:
+    text = "NULL" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # --- PostgreSQL through ADBC ------------------------------------------------------------------
@@ -118,17 +199,26 @@ _TIMESTAMP_FLOOR = -(10**18)  # ~31,000 BC in microseconds
 _DATE_FLOOR = -(10**9)  # ~2.7 million years BC in days
 
 
-def conform_pg_batch(batch: pa.RecordBatch, schema: pa.Schema, markers: list[tuple[int, str]]) -> pa.RecordBatch:
-    """Refuse multi-dimensional arrays and wrapped-around temporals, drop the marker columns, cast."""
+def conform_pg_batch(
+    batch: pa.RecordBatch, schema: pa.Schema, markers: list[tuple[int, str]], offset: int = 0
+) -> pa.RecordBatch:
+    """Refuse multi-dimensional arrays, arrays not based at 1 and wrapped-around temporals, drop the marker
+    columns, cast."""
     for i, field in enumerate(schema):
         refuse_pg_wrapped_temporal(field.name, batch.column(i))
     for index, name in markers:
-        if pc.any(batch.column(index)).as_py():
-            raise UnsupportedTypeError(
-                f'column "{name}" holds a multi-dimensional array, which has no exact Arrow mapping '
-                f"(only 1-D arrays map to List): cast it in a query, e.g. {pg_types.quote_ident(name)}::text"
+        worst = pc.max(batch.column(index)).as_py()
+        if worst:
+            what = (
+                "a multi-dimensional array (only 1-D arrays map to a list)"
+                if worst > 1
+                else "an array whose subscripts do not start at 1 (e.g. '[0:1]={7,8}'), whose bounds a list would lose"
             )
-    return conform_batch(batch, schema, "postgres")
+            raise UnsupportedTypeError(
+                f'column "{name}" holds {what}: cast it in a query, e.g. {pg_types.quote_ident(name)}::text, or'
+                f" set {string_hint(name)}"
+            )
+    return conform_batch(batch, schema, "postgres", offset)
 
 
 def refuse_pg_wrapped_temporal(name: str, column: pa.Array) -> None:
@@ -151,11 +241,13 @@ def refuse_pg_wrapped_temporal(name: str, column: pa.Array) -> None:
     if low in infinities:
         fix = f"{ident}::text[]" if suffix else f"CASE WHEN isfinite({ident}) THEN {ident} END"
         raise UnsupportedTypeError(
-            f'column "{name}" holds infinity or -infinity, which has no Arrow {column.type} value: '
+            f'column "{name}" ({pg_types.arrow_type_name(column.type)}{suffix}) holds infinity or -infinity, which has'
+            " no exact value (Arrow dates and timestamps have no infinity): "
             f"cast it in a query, e.g. {fix}"
         )
     raise UnsupportedTypeError(  # wrapped values of timestamps after 294247 AD sort below the infinities
-        f'column "{name}" holds a value after 294247-01-10, which has no Arrow {column.type} value: '
+        f'column "{name}" ({pg_types.arrow_type_name(column.type)}{suffix}) holds a value after 294247-01-10, which'
+        " has no exact value (Arrow timestamps end there): "
         f"cast it in a query, e.g. {ident}::text{suffix}"
     )
 

@@ -28,9 +28,10 @@ from rivet.config.model import SourceConfig, SourceType, TlsMode
 from rivet.errors import SourceError, UnsupportedTypeError
 from rivet.log import log
 from rivet.sources import liveness
+from rivet.sources.columns import is_text, overrides
 from rivet.sources.conform import conform_batch, rechunk
 from rivet.sources.failures import mysql_error, stalled, unreachable
-from rivet.sources.mysql_types import MyField, arrow_type, invalid_date_refusal, quote_ident
+from rivet.sources.mysql_types import MyField, column_field, invalid_date_refusal, quote_ident
 from rivet.sources.query import Query, mysql_literal
 from rivet.sources.readahead import Relay
 from rivet.sources.sqltext import bare, subquery
@@ -135,7 +136,8 @@ class MysqlSource:
                     ]
             except pymysql.Error as exc:
                 raise mysql_error(exc, self._url, self._timeout_s, "describe") from None
-        return pa.schema([pa.field(f.name, arrow_type(f)) for f in fields])
+        wanted = overrides(query.typing, [f.name for f in fields])
+        return pa.schema([column_field(f, wanted.get(f.name)) for f in fields])
 
     def scalar(self, query: Query) -> Any:
         """First column of the first row, or None. Temporal values are naive UTC. Values bound by PyMySQL."""
@@ -182,9 +184,7 @@ class MysqlSource:
                 if not _not_interrupt(exc):
                     raise
                 raise self._stream_error(exc, schema, relay) from None
-            batches = self._batches(reader, schema, relay)
-            conformed = (conform_batch(batch, schema, "mysql") for batch in batches)
-            yield from rechunk(conformed, batch_size)
+            yield from rechunk(_conformed(self._batches(reader, schema, relay), schema), batch_size)
         finally:
             if relay is not None:
                 relay.close()
@@ -280,12 +280,21 @@ def _bound(query: Query) -> tuple[str, tuple[Any, ...] | None]:
     )
 
 
+def _conformed(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    offset = 0  # rows of the part before the batch, to name a refused row by its position
+    for batch in batches:
+        yield conform_batch(batch, schema, "mysql", offset)
+        offset += batch.num_rows
+
+
 def needs_text(field: pa.Field) -> bool:
     """Columns ConnectorX cannot carry exactly: wide decimals, and MySQL 8 JSON (sent as text).
 
     ConnectorX carries DECIMAL through a 28-digit decimal rescaled to scale 10, so a value needs its
     integer digits plus 10 to fit in 28: more than 18 integer digits fail mid-read ("decimal scale is not
     equal to expected scale")."""
+    if is_text(field):  # a `columns:` override
+        return True
     t = field.type
     if pa.types.is_decimal(t):
         integer_digits = t.precision - t.scale

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from rivet.config.model import SourceType
 from rivet.errors import UnsupportedTypeError
-from rivet.sources import sql
+from rivet.sources import columns, sql
 from rivet.sources.types import JSON, TIME_US, TIMESTAMP_US, TIMESTAMP_US_UTC, InexactValue, decimal_type, unsupported
 
 # Protocol type codes (include/mysql_com.h; pymysql.constants.FIELD_TYPE).
@@ -100,6 +100,59 @@ def arrow_type(field: MyField) -> pa.DataType:
     raise unsupported(field.name, name, cast.format(c=quote_ident(field.name)))
 
 
+def arrow_type_name(t: pa.DataType) -> str:
+    """MySQL's name for the type a column of Arrow type `t` was mapped from (refusals of values)."""
+    if isinstance(t, pa.BaseExtensionType):
+        return "json" if t.extension_name == "arrow.json" else str(t)
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        return "timestamp" if t.tz else "datetime"
+    simple = {
+        pa.bool_(): "tinyint(1)",
+        pa.int8(): "tinyint",
+        pa.int16(): "smallint",
+        pa.int32(): "int",
+        pa.int64(): "bigint",
+        pa.uint64(): "bigint unsigned",
+        pa.float32(): "float",
+        pa.float64(): "double",
+        pa.string(): "text",
+        pa.binary(): "blob",
+        pa.date32(): "date",
+        TIME_US: "time",
+    }
+    return simple.get(t, str(t))
+
+
+def column_field(field: MyField, override: str | None) -> pa.Field:
+    """The described field: its `columns:` override if any (read as `CAST(... AS CHAR)`, the server's text,
+    a decimal cast from it exactly or refused), else the spec's mapping."""
+    if override is None:
+        return pa.field(field.name, arrow_type(field))
+    target = columns.override_type(override)
+    name = type_name(field)
+    if pa.types.is_decimal(target) and field.type_code not in (DECIMAL, NEWDECIMAL):
+        raise UnsupportedTypeError(
+            f'column "{field.name}" has type {name}: a decimal override applies to decimal columns only;'
+            f" use {columns.string_hint(field.name)}"
+        )
+    return columns.text_field(field.name, target, name)
+
+
+def type_name(field: MyField) -> str:
+    """The column's type in MySQL's words, for messages."""
+    code = field.type_code
+    if code in (DECIMAL, NEWDECIMAL):
+        return f"decimal({decimal_precision(field)},{field.decimals})"
+    if code in _UNSUPPORTED:
+        return _UNSUPPORTED[code][0]
+    try:
+        return arrow_type_name(arrow_type(field))
+    except UnsupportedTypeError:
+        return f"type code {code}"
+
+
 def inexact_hint(name: str, target: pa.DataType, exc: InexactValue) -> str:
     """The query expression that exports column `name` exactly when a value of it has no `target` value."""
     if exc.kind == InexactValue.BOOLEAN:  # tinyint(1) holding other integers: export it as the integer
@@ -134,6 +187,6 @@ def invalid_date_refusal(driver_text: str, schema: pa.Schema) -> UnsupportedType
     kind = "date" if rust_type == "NaiveDate" else "timestamp"
     return UnsupportedTypeError(
         f"{which} holds '{value}', which is not a calendar date (a zero date, or a zero or invalid month or day) "
-        f"and has no exact Arrow {kind} value: cast it in a query, e.g. CAST({column} AS CHAR) to keep the text, "
+        f"and has no exact {kind} value: cast it in a query, e.g. CAST({column} AS CHAR) to keep the text, "
         f"or {to_null}"
     )

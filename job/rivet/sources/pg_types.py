@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from rivet.config.model import SourceType
-from rivet.sources import sql
+from rivet.errors import UnsupportedTypeError
+from rivet.sources import columns, sql
 from rivet.sources.types import (
     JSON,
     TIME_US,
@@ -109,25 +110,99 @@ def _map(name: str, oid: int, typmod: int, catalog: Mapping[int, PgTypeInfo], *,
         return _numeric(name, typmod, suffix)
     info = catalog.get(oid)
     if info is None:
-        raise unsupported(name, f"with OID {oid}{suffix}", f"{quote_ident(name)}::text")
+        raise unsupported(name, f"with OID {oid}{suffix}", f"{quote_ident(name)}::text", text_override=True)
     if info.typtype == "e" or info.name in TEXT_TYPE_NAMES:
         return pa.string()
     if info.category == "A" and info.elem and not in_array:
         return pa.list_(_map(name, info.elem, typmod, catalog, in_array=True))
     type_name = info.name.lstrip("_") + "[]" if info.category == "A" else info.name + suffix
     hint = CAST_HINTS.get(info.name, "text")
-    raise unsupported(name, type_name, f"{quote_ident(name)}::{hint}{suffix}")
+    raise unsupported(name, type_name, f"{quote_ident(name)}::{hint}{suffix}", text_override=True)
+
+
+def column_field(column: PgColumn, catalog: Mapping[int, PgTypeInfo], override: str | None, csv: bool) -> pa.Field:
+    """The described field of `column`: its `columns:` override if any (read as the database's text:
+    `::text` gives the exact text of any type, and a decimal is cast from it exactly or refused), else, in
+    CSV, an unconstrained numeric as its exact text, else the spec's mapping."""
+    if override is not None:
+        target = columns.override_type(override)
+        if pa.types.is_decimal(target) and column.oid != NUMERIC_OID:
+            raise UnsupportedTypeError(
+                f'column "{column.name}" has type {type_name(column, catalog)}: a decimal override applies to'
+                f" numeric columns only; use {columns.string_hint(column.name)}"
+            )
+        return columns.text_field(column.name, target, type_name(column, catalog))
+    if csv and column.oid == NUMERIC_OID and numeric_typmod(column.typmod) is None:
+        return columns.text_field(column.name, pa.string(), "numeric")
+    return pa.field(column.name, arrow_type(column, catalog))
+
+
+def type_name(column: PgColumn, catalog: Mapping[int, PgTypeInfo]) -> str:
+    """The database's name of the column's type, for messages."""
+    if column.oid == NUMERIC_OID:
+        ps = numeric_typmod(column.typmod)
+        return "numeric" if ps is None else f"numeric({ps[0]},{ps[1]})"
+    info = catalog.get(column.oid)
+    if info is not None:
+        return info.name.lstrip("_") + "[]" if info.category == "A" else info.name
+    return _BUILTIN_NAMES.get(column.oid, f"OID {column.oid}")
+
+
+_BUILTIN_NAMES = {
+    16: "boolean",
+    17: "bytea",
+    19: "name",
+    20: "bigint",
+    21: "smallint",
+    23: "integer",
+    25: "text",
+    114: "json",
+    700: "real",
+    701: "double precision",
+    1042: "character",
+    1043: "character varying",
+    1082: "date",
+    1083: "time without time zone",
+    1114: "timestamp without time zone",
+    1184: "timestamp with time zone",
+    2950: "uuid",
+    3802: "jsonb",
+}
+
+
+def arrow_type_name(t: pa.DataType) -> str:
+    """PostgreSQL's name for the type a column of Arrow type `t` was mapped from (refusals of values)."""
+    if isinstance(t, pa.BaseExtensionType):
+        return {"arrow.uuid": "uuid", "arrow.json": "json"}.get(t.extension_name, str(t))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return arrow_type_name(t.value_type) + "[]"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        return "timestamp with time zone" if t.tz else "timestamp without time zone"
+    simple = {
+        pa.bool_(): "boolean",
+        pa.int16(): "smallint",
+        pa.int32(): "integer",
+        pa.int64(): "bigint",
+        pa.float32(): "real",
+        pa.float64(): "double precision",
+        pa.string(): "text",
+        pa.binary(): "bytea",
+        pa.date32(): "date",
+        TIME_US: "time without time zone",
+    }
+    return simple.get(t, str(t))
 
 
 def _numeric(name: str, typmod: int, suffix: str) -> pa.DataType:
     ident = quote_ident(name)
     ps = numeric_typmod(typmod)
     if ps is None:
-        raise unsupported(
-            name,
-            f"numeric{suffix}",
-            f"{ident}::numeric(38,9){suffix}",
-            "without precision and scale, which has no exact Arrow mapping",
+        raise UnsupportedTypeError(
+            f'column "{name}" has type numeric{suffix} without precision and scale, which has no exact Parquet'
+            f" decimal type: set {columns.override_hint(name)} on the export (a value that does not fit is"
+            f" refused), or cast it in a query, e.g. {ident}::numeric(38,9){suffix} (which rounds)"
         )
     precision, scale = ps
     target = decimal_type(precision, scale)
@@ -144,6 +219,7 @@ def _numeric(name: str, typmod: int, suffix: str) -> pa.DataType:
         f"numeric({precision},{scale}){suffix}",
         f"{ident}::{hint}{suffix}",
         "with no exact Arrow decimal (at most 76 digits, scale 0..precision)",
+        text_override=True,
     )
 
 

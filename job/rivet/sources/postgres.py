@@ -7,6 +7,7 @@ own floor with flat memory (perf-notes); psycopg is lighter for one-row answers 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator
@@ -20,9 +21,10 @@ import pyarrow as pa
 from rivet.config.model import SourceConfig, SourceType
 from rivet.errors import SourceError
 from rivet.sources import liveness, pg_parallel
-from rivet.sources.conform import conform_pg_batch, rechunk
+from rivet.sources.columns import is_text, overrides
+from rivet.sources.conform import ROW_KEY, conform_pg_batch, rechunk
 from rivet.sources.failures import pg_error
-from rivet.sources.pg_types import PgColumn, PgTypeInfo, arrow_type, catalog_oids_needed, quote_ident
+from rivet.sources.pg_types import PgColumn, PgTypeInfo, catalog_oids_needed, column_field, quote_ident
 from rivet.sources.query import Query, postgres_literal
 from rivet.sources.sqltext import subquery
 from rivet.sources.tls import check_ca_file, pg_tls_params, warn_if_plaintext
@@ -41,6 +43,14 @@ SELECT t.oid, t.typname, t.typtype, t.typelem, t.typcategory
 FROM pg_catalog.pg_type t
 WHERE t.oid = ANY(%(oids)s)
    OR t.oid IN (SELECT typelem FROM pg_catalog.pg_type WHERE oid = ANY(%(oids)s))
+"""
+
+
+_PRIMARY_KEY_SQL = """
+SELECT a.attname FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = to_regclass(%(rel)s) AND i.indisprimary
+ORDER BY array_position(i.indkey::int2[], a.attnum)
 """
 
 
@@ -99,7 +109,26 @@ class PostgresSource:
                 catalog = self._catalog(catalog_oids_needed(columns))
             except psycopg.Error as exc:
                 raise self.error(exc, "describe") from None
-        return pa.schema([pa.field(c.name, arrow_type(c, catalog)) for c in columns])
+        wanted = overrides(query.typing, [c.name for c in columns])
+        csv = query.typing is not None and query.typing.csv
+        schema = pa.schema([column_field(c, catalog, wanted.get(c.name), csv) for c in columns])
+        if any(is_text(f) and pa.types.is_decimal(f.type) for f in schema):
+            schema = schema.with_metadata({ROW_KEY: json.dumps(self._row_key(query, schema.names)).encode()})
+        return schema
+
+    def _row_key(self, query: Query, names: list[str]) -> list[str]:
+        """The columns that name a row in a refusal: the table's primary key when the export reads a whole
+        table and the result has it, else none (the row is then named by its position in the part)."""
+        relation = pg_parallel.whole_table(query)
+        if relation is None:
+            return []
+        with self._lock:
+            try:
+                rows = self._conn.execute(_PRIMARY_KEY_SQL, {"rel": relation}).fetchall()
+            except psycopg.Error as exc:
+                raise self.error(exc, "describe") from None
+        key = [str(r[0]) for r in rows]
+        return key if key and all(k in names for k in key) else []
 
     def _catalog(self, oids: list[int]) -> dict[int, PgTypeInfo]:
         if not oids:
@@ -148,10 +177,17 @@ class PostgresSource:
                 reader = conn.query(sql, {_HINT_OPTION: str(batch_hint_bytes(batch_size))})
             except (adbc_driver_manager.Error, OSError) as exc:
                 raise self.error(exc, "query") from None
-            conformed = (conform_pg_batch(batch, schema, markers) for batch in self._batches(reader))
-            yield from rechunk(conformed, batch_size)
+            yield from rechunk(self._conformed(reader, schema, markers), batch_size)
         finally:
             conn.close()
+
+    def _conformed(
+        self, reader: pa.RecordBatchReader, schema: pa.Schema, markers: list[tuple[int, str]]
+    ) -> Iterator[pa.RecordBatch]:
+        offset = 0  # rows of the part before the batch, to name a refused row when no key names it
+        for batch in self._batches(reader):
+            yield conform_pg_batch(batch, schema, markers, offset)
+            offset += batch.num_rows
 
     def _batches(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         """The reader's batches, with mid-stream driver failures mapped to SourceError."""
@@ -246,16 +282,30 @@ def batch_hint_bytes(batch_size: int) -> int:
 
 
 def with_ndims_markers(sql: str, schema: pa.Schema) -> tuple[str, list[tuple[int, str]]]:
-    """Add one boolean per list column: "this row's array has more than one dimension".
+    """Add one integer per list column: 2 when this row's array has more than one dimension, 1 when its
+    subscripts do not start at 1 (`'[0:1]={7,8}'`), else 0; and read text-read columns (`columns.is_text`:
+    overrides, unconstrained numeric in CSV) as `::text`, the database's own text of the value.
 
-    ADBC silently flattens multi-dimensional arrays, and pg types do not record dimensions, so the
-    check must happen on the rows. Returns the query and (marker column index, source column name).
+    ADBC silently flattens multi-dimensional arrays and drops the bounds of an array, and pg types record
+    neither, so the check must happen on the rows. Returns the query and (marker column index, column name).
     """
     lists = [f.name for f in schema if pa.types.is_list(f.type)]
-    if not lists:
+    texts = [f.name for f in schema if is_text(f)]
+    if not lists and not texts:
         return subquery(sql), []
-    exprs = ", ".join(
-        f"coalesce(array_ndims(rivet_s.{quote_ident(name)}), 1) > 1 AS {_MARKER}{k}" for k, name in enumerate(lists)
+    if texts:  # an explicit list: the described names are unique (columns.overrides refuses duplicates)
+        cols = ", ".join(
+            f"rivet_s.{quote_ident(f.name)}::text AS {quote_ident(f.name)}"
+            if is_text(f)
+            else f"rivet_s.{quote_ident(f.name)}"
+            for f in schema
+        )
+    else:
+        cols = "rivet_s.*"
+    exprs = "".join(
+        f", CASE WHEN coalesce(array_ndims({col}), 1) > 1 THEN 2 WHEN array_lower({col}, 1) <> 1 THEN 1 ELSE 0 END"
+        f" AS {_MARKER}{k}"
+        for k, col in enumerate(f"rivet_s.{quote_ident(name)}" for name in lists)
     )
     markers = [(len(schema) + k, name) for k, name in enumerate(lists)]
-    return f"SELECT rivet_s.*, {exprs} FROM ({subquery(sql)}) AS rivet_s", markers
+    return f"SELECT {cols}{exprs} FROM ({subquery(sql)}) AS rivet_s", markers

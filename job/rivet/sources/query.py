@@ -26,11 +26,23 @@ class Untyped:
 
 
 @dataclass(frozen=True)
+class ColumnTyping:
+    """How an export's rows are typed beyond the database's own types, carried by its row queries to
+    `describe`: the `columns:` overrides (name -> "string" or "decimal(p,s)"), whether the export is CSV
+    (unconstrained numeric is then the database's exact text), and where the export sits in its file."""
+
+    overrides: tuple[tuple[str, str], ...] = ()
+    csv: bool = False
+    path: str = "exports[0]"
+
+
+@dataclass(frozen=True)
 class Query:
     """`fragments[0] params[0] fragments[1] ... params[-1] fragments[-1]`; len(fragments) == len(params) + 1."""
 
     fragments: tuple[str, ...]
     params: tuple[Any, ...] = ()
+    typing: ColumnTyping | None = None  # set on an export's row queries (sql.select_all), kept by + and wrap
 
     @staticmethod
     def text(sql: str) -> Query:
@@ -40,19 +52,19 @@ class Query:
         if isinstance(other, str):
             other = Query.text(other)
         joined = (*self.fragments[:-1], self.fragments[-1] + other.fragments[0], *other.fragments[1:])
-        return Query(joined, self.params + other.params)
+        return Query(joined, self.params + other.params, self.typing or other.typing)
 
     def __radd__(self, other: str) -> Query:
         return Query.text(other) + self
 
     def bind(self, value: Any) -> Query:
         """This query followed by a placeholder for `value`."""
-        return Query((*self.fragments, ""), (*self.params, value))
+        return Query((*self.fragments, ""), (*self.params, value), self.typing)
 
     def wrap(self, before: str, after: str) -> Query:
         """`before` + this query without trailing semicolons + `after` (for derived tables and COUNT)."""
         last = self.fragments[-1].rstrip().rstrip(";").rstrip()
-        return before + Query((*self.fragments[:-1], last), self.params) + after
+        return before + Query((*self.fragments[:-1], last), self.params, self.typing) + after
 
     def pyformat(self) -> tuple[str, tuple[Any, ...]]:
         """(text with %s placeholders, params) for psycopg and PyMySQL; literal % in the SQL is doubled."""

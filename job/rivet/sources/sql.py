@@ -13,11 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from rivet.config.model import ExportConfig, Mode, SourceType
+from rivet.config.model import ExportConfig, Format, Mode, SourceType
 from rivet.contract.keys import RANGE_KINDS, KeyKind, keyset_kind_of, kind_of, value_at, window_edge
 from rivet.contract.plan import Chunk
 from rivet.errors import ConfigError
-from rivet.sources.query import Query, Untyped, q
+from rivet.sources.query import ColumnTyping, Query, Untyped, q
 
 
 def quote_ident(engine: SourceType | str, name: str) -> str:
@@ -40,7 +40,9 @@ def relation(engine: SourceType, exp: ExportConfig) -> str:
 
 
 def select_all(engine: SourceType, exp: ExportConfig) -> Query:
-    return q(f"SELECT * FROM {relation(engine, exp)}")
+    """Every row of the export, carrying its column typing (`columns:` overrides, CSV) to `describe`."""
+    typing = ColumnTyping(exp.columns, exp.format is Format.CSV, exp.path)
+    return Query((f"SELECT * FROM {relation(engine, exp)}",), (), typing)
 
 
 def bound_query(engine: SourceType, exp: ExportConfig, func: str) -> Query:
@@ -157,10 +159,31 @@ def column_kind(schema: pa.Schema, column: str, field_path: str, fix: str) -> Ke
     if kind is None:
         raise ConfigError(
             field_path,
-            f"column {column!r} is {schema.field(index).type}, which cannot be split into exact ranges",
+            f"column {column!r} is {type_words(schema.field(index))}, which cannot be split into exact ranges",
             fix,
         )
     return kind
+
+
+def type_words(field: pa.Field) -> str:
+    """The column's type in database words for messages (either engine), never an Arrow spelling."""
+    t = field.type
+    if field.metadata and b"rivet.source_text" in field.metadata:
+        return str(field.metadata[b"rivet.source_text"].decode("utf-8")) + " read as text"
+    if isinstance(t, pa.BaseExtensionType):
+        name = str(t.extension_name)
+        return {"arrow.uuid": "uuid", "arrow.json": "json"}.get(name, name)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "an array"
+    if pa.types.is_decimal(t):
+        return f"numeric/decimal({t.precision},{t.scale})"
+    if pa.types.is_floating(t):
+        return "a floating-point number (real, double precision, float, double)"
+    if pa.types.is_time(t):
+        return "a time of day"
+    if pa.types.is_boolean(t):
+        return "a boolean"
+    return str(t)
 
 
 def chunk_kind(schema: pa.Schema, column: str, field_path: str, by_key: bool) -> tuple[KeyKind, bool]:
@@ -179,7 +202,8 @@ def chunk_kind(schema: pa.Schema, column: str, field_path: str, by_key: bool) ->
     if kind is None:
         raise ConfigError(
             field_path,
-            f"column {column!r} is {arrow_type}, which cannot be split into exact ranges or ordered keysets",
+            f"column {column!r} is {type_words(schema.field(index))}, which cannot be split into exact ranges or"
+            " ordered keysets",
             "chunk by an integer (or numeric with scale 0), date or timestamp column, or by a uuid, text or"
             " binary key (keyset chunking); or use mode: full",
         )

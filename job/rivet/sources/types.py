@@ -42,9 +42,13 @@ class InexactValue(ValueError):
         self.why = why
 
 
-def unsupported(column: str, type_name: str, cast_example: str, why: str = "") -> UnsupportedTypeError:
-    """The one wording for unmappable columns: which column, which type, which cast fixes it."""
+def unsupported(
+    column: str, type_name: str, cast_example: str, why: str = "", text_override: bool = False
+) -> UnsupportedTypeError:
+    """The one wording for unmappable columns: which column, which type, which cast fixes it (and, where
+    the source reads any type as its text, the `columns:` override that does)."""
     why = why or "with no exact Arrow mapping"
+    also = f", or set columns: {{{column}: string}} on the export (its exact text)" if text_override else ""
     return UnsupportedTypeError(
-        f'column "{column}" has type {type_name} {why}: cast it in a query, e.g. {cast_example}'
+        f'column "{column}" has type {type_name} {why}: cast it in a query, e.g. {cast_example}{also}'
     )
