@@ -24,6 +24,7 @@ from rivet.contract.prefix import resolve_prefix
 from rivet.contract.resume import Decision, decide
 from rivet.destinations.base import Destination
 from rivet.destinations.factory import open_destination
+from rivet.engine import rivet08
 from rivet.engine.certify import (
     certify,
     check_fencing,
@@ -133,6 +134,7 @@ def _resolve_run(state: StateStore, exp: ExportConfig, opts: RunOptions) -> tupl
 
 def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: StateStore) -> ExportSummary:
     started = time.monotonic()
+    cfg = cfg.for_export(exp)  # the export's own tuning (Rivet 0.8 `tuning:` / `chunk_max_attempts`), if any
     run_id, run_date, started_at, existing = _resolve_run(state, exp, opts)
     prefix = resolve_prefix(exp.destination.template, export=exp.name, date=run_date, run_id=run_id)
     dest = open_destination(exp.destination, prefix)
@@ -161,7 +163,8 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
             state.create_run(
                 RunRow(run_id, exp.name, plan, prefix, run_date.isoformat(), started_at, "running", cursor_start)
             )
-        ctx = RunContext(cfg, exp, run_id, run_date, plan, schema, cursor_start, CLI_PRODUCER)
+        ctx = rivet08.with_meta(RunContext(cfg, exp, run_id, run_date, plan, schema, cursor_start, CLI_PRODUCER))
+        rivet08.check_chunk_by_days(exp, plan.kind)
         ctx.query(plan.chunk(1))  # a definition error (e.g. a time_column of the wrong type) fails before any byte
         if existing is not None:
             schema_of(list(state.committed(run_id).values()), ctx.schema_fp, current=ctx.schema_fp)
@@ -172,6 +175,7 @@ def run_export(cfg: RivetConfig, exp: ExportConfig, opts: RunOptions, state: Sta
             withdraw(dest, "forced run")  # planned without error: now the first byte may change
         take_over(dest, run_id)  # fencing: a prefix whose manifest is another run's becomes this run's
         records = _export_chunks(pool, ctx, dest, state, summary)
+        rivet08.check_quality(ctx, source, records.values())  # before certify: a failed gate certifies nothing
     except KeyboardInterrupt:
         state.set_run_status(run_id, "interrupted")
         raise
@@ -223,6 +227,7 @@ def _export_chunks(
     lock = threading.Lock()
 
     def work(chunk: Chunk, progress: Progress) -> CommitRecord:
+        rivet08.enter_worker(ctx)  # throttle_ms and meta_columns for this worker thread
         outcome = _export_with_retries(
             pool, ctx, dest, state, chunk, committed.get(chunk.index), listing, taken, progress
         )

@@ -11,12 +11,14 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import yaml
 
+from rivet.config import rivet08
 from rivet.config.model import (
     Compression,
     DestinationConfig,
@@ -149,13 +151,14 @@ def load_config_text(
         raise ConfigError("", f"{origin} is not valid YAML{where}", "fix the syntax") from None
     values = {**(env if env is not None else os.environ), **(params or {})}
     root = _mapping(raw, "", "the config file must be a mapping with `source` and `exports`")
+    rivet08.refuse(root, "", rivet08.ROOT_REFUSED)
     _check_keys(root, "", {"source", "exports", "state"})
     root = {k: _interpolate(v, k, values, strict=need_source or k != "source") for k, v in root.items()}
     source = _source(_require(root, "source", ""), values, need_source)
     exports_raw = _require(root, "exports", "")
     if not isinstance(exports_raw, list) or not exports_raw:
         raise ConfigError("exports", "must be a non-empty list of exports")
-    exports = tuple(_export(e, f"exports[{i}]") for i, e in enumerate(exports_raw))
+    exports = tuple(_export(e, f"exports[{i}]", root["source"]) for i, e in enumerate(exports_raw))
     seen: set[str] = set()
     for i, e in enumerate(exports):
         if e.name in seen:
@@ -284,7 +287,8 @@ def _describe(value: Any) -> str:
 def _source(node: Any, values: Mapping[str, str], need_source: bool = True) -> SourceConfig:
     path = "source"
     src = _mapping(node, path)
-    _check_keys(src, path, SOURCE_KEYS)
+    rivet08.refuse(src, path, rivet08.SOURCE_REFUSED)
+    _check_keys(src, path, SOURCE_KEYS | rivet08.SOURCE_KEYS)
     engine: SourceType = _enum(src, "type", path, SourceType)
     given = [k for k in ("url_env", "url", "url_file", "host") if k in src]
     if len(given) != 1:
@@ -300,31 +304,39 @@ def _source(node: Any, values: Mapping[str, str], need_source: bool = True) -> S
         if need_source:
             raise
         url = f"{engine.value}://unresolved"  # validate never connects to the source
-    return SourceConfig(type=engine, url=Secret(url), tuning=_tuning(src, path), tls=_tls(src, path))
+    tuning = _tuning(src, path, None, rivet08.environment_profile(src, path))
+    return SourceConfig(type=engine, url=Secret(url), tuning=tuning, tls=_tls(src, path))
 
 
-def _tuning(src: dict[str, Any], path: str) -> Tuning:
-    """`source.tuning`: an absent (or null) field takes its default; 0 means what it says.
+def _tuning_fields(node: dict[str, Any], path: str) -> dict[str, Any]:
+    """The fields a `tuning:` block sets (absent or null: not set), checked; `profile` included if given."""
+    if "tuning" not in node or node["tuning"] is None:
+        return {}
+    where = f"{path}.tuning"
+    t = _mapping(node["tuning"], where)
+    rivet08.refuse(t, where, rivet08.TUNING_REFUSED)
+    _check_keys(t, where, TUNING_KEYS | rivet08.TUNING_KEYS)
+    minimum = {"batch_size": 1, "statement_timeout_s": 0, "max_retries": 0, "read_timeout_s": 0, "throttle_ms": 0}
+    fields: dict[str, Any] = {k: _int(t, k, where, m) for k, m in minimum.items() if t.get(k) is not None}
+    given = rivet08.profile(t, where)
+    if given is not None:
+        fields["profile"] = given
+    return fields
+
+
+def _tuning(
+    node: dict[str, Any], path: str, inherited: dict[str, Any] | None = None, default_profile: str | None = None
+) -> Tuning:
+    """`tuning:` of the source (or of an export, over the source's `inherited` fields): an absent (or null)
+    field takes its default; 0 means what it says.
 
     statement_timeout_s: 0 = no statement timeout (the servers' own meaning of 0); max_retries: 0 = one
-    attempt, no retry; batch_size: at least 1."""
-    default = Tuning()
-    if "tuning" not in src or src["tuning"] is None:
-        return default
-    where = f"{path}.tuning"
-    t = _mapping(src["tuning"], where)
-    _check_keys(t, where, TUNING_KEYS)
-
-    def value(key: str, minimum: int, fallback: int) -> int:
-        given = _int(t, key, where, minimum)
-        return fallback if given is None else given
-
-    return Tuning(
-        batch_size=value("batch_size", 1, default.batch_size),
-        statement_timeout_s=value("statement_timeout_s", 0, default.statement_timeout_s),
-        max_retries=value("max_retries", 0, default.max_retries),
-        read_timeout_s=_int(t, "read_timeout_s", where, 0),
-    )
+    attempt, no retry; batch_size: at least 1. `profile` (Rivet 0.8: safe, balanced, fast; else
+    `source.environment`'s, else none) sets the defaults the given fields are laid over."""
+    fields = {**(inherited or {}), **_tuning_fields(node, path)}
+    profile = fields.pop("profile", None) or default_profile
+    base = Tuning() if profile is None else Tuning(profile=profile, **rivet08.PROFILES[profile])
+    return replace(base, **fields)
 
 
 def _tls(src: dict[str, Any], path: str) -> TlsConfig:
@@ -338,7 +350,8 @@ def _tls(src: dict[str, Any], path: str) -> TlsConfig:
         return TlsConfig()
     where = f"{path}.tls"
     node = _mapping(src["tls"], where)
-    _check_keys(node, where, TLS_KEYS)
+    _check_keys(node, where, TLS_KEYS | rivet08.TLS_KEYS)
+    rivet08.tls_flags(node, where)
     mode: TlsMode = _enum(node, "mode", where, TlsMode)
     ca_file = _str(node, "ca_file", where)
     if ca_file and not mode.verifies:
@@ -399,9 +412,12 @@ def _url_from_parts(src: dict[str, Any], path: str, engine: SourceType, values: 
     return f"{scheme}://{quote(user, safe='')}{password}@{host}:{port}/{database}"
 
 
-def _export(node: Any, path: str) -> ExportConfig:
+def _export(node: Any, path: str, source_node: dict[str, Any] | None = None) -> ExportConfig:
     exp = _mapping(node, path)
-    _check_keys(exp, path, EXPORT_KEYS | CLI_EXPORT_KEYS)
+    rivet08.refuse(exp, path, rivet08.EXPORT_REFUSED)
+    _check_keys(exp, path, EXPORT_KEYS | CLI_EXPORT_KEYS | rivet08.EXPORT_KEYS)
+    rivet08.accepted_flags(exp, path)
+    exp = _rivet08_export(exp, path)
     name = _str(exp, "name", path, required=True) or ""
     if not _NAME_RE.match(name):
         raise ConfigError(
@@ -469,6 +485,10 @@ def _export(node: Any, path: str) -> ExportConfig:
         verify=_enum(exp, "verify", path, Verify, Verify.SIZE),
         columns=_columns(exp, path),
         path=path,
+        tuning=_export_tuning(exp, path, source_node),
+        chunk_by_days=_int(exp, "chunk_by_days", path),
+        quality=rivet08.quality(exp, path),
+        meta_columns=rivet08.meta_columns(exp, path),
     )
 
 
@@ -493,6 +513,57 @@ def _columns(exp: dict[str, Any], path: str) -> tuple[tuple[str, str], ...]:
         else:
             raise ConfigError(where, f"{_describe(value)} is not a column type Rivet can export to", _COLUMNS_FIX)
     return tuple(out)
+
+
+def _rivet08_export(exp: dict[str, Any], path: str) -> dict[str, Any]:
+    """A Rivet 0.8 export in our spelling: `chunk_by_key: <column>` is chunk_column + keyset chunking,
+    `chunk_by_days: N` is chunk_size N (date and timestamp keys chunk in UTC days), `compression_profile`
+    is the `compression` it stands for. Mode-bound 0.8 keys are refused outside their mode."""
+    out = dict(exp)
+    mode = out.get("mode", "full")
+    for keys, needs in (
+        (rivet08.CHUNKED_ONLY, "chunked"),
+        (rivet08.TIME_WINDOW_ONLY, "time_window"),
+        (rivet08.INCREMENTAL_ONLY, "incremental"),
+    ):
+        for key in keys:
+            if key in out and mode != needs:
+                raise ConfigError(f"{path}.{key}", f"only applies to mode {needs}", f"mode is {mode}")
+    by_key = out.get("chunk_by_key")
+    if isinstance(by_key, str):
+        if not by_key.strip():
+            raise ConfigError(f"{path}.chunk_by_key", "must be true, false or a column name")
+        if out.get("chunk_column") not in (None, by_key):
+            raise ConfigError(
+                f"{path}.chunk_by_key", f"names {by_key!r} but chunk_column is {out['chunk_column']!r}", "keep one"
+            )
+        out["chunk_column"], out["chunk_by_key"] = by_key, True
+    if out.get("chunk_by_days") is not None:
+        days = _int(out, "chunk_by_days", path)
+        for other in ("chunk_size", "chunk_count", "chunk_by_key"):
+            if out.get(other) not in (None, False):
+                raise ConfigError(f"{path}.chunk_by_days", f"set chunk_by_days or {other}, not both")
+        out["chunk_size"] = days
+    if out.get("chunk_max_attempts") is not None:
+        _int(out, "chunk_max_attempts", path)
+    comp = rivet08.compression(out, path)
+    if comp is not None:
+        if out.get("format") == "csv" and comp != "none":
+            raise ConfigError(f"{path}.compression_profile", "applies to parquet only", "remove it for csv")
+        out["compression"] = comp
+    return out
+
+
+def _export_tuning(exp: dict[str, Any], path: str, source_node: dict[str, Any] | None) -> Tuning | None:
+    """The export's own tuning (Rivet 0.8): source.tuning's fields with the export's `tuning:` laid over
+    them (profile included), then `chunk_max_attempts` as max_retries + 1. None when it has neither."""
+    attempts = exp.get("chunk_max_attempts")
+    if exp.get("tuning") is None and attempts is None:
+        return None
+    src = source_node or {}
+    inherited = _tuning_fields(src, "source")
+    tuning = _tuning(exp, path, inherited, rivet08.environment_profile(src, "source"))
+    return tuning if attempts is None else replace(tuning, max_retries=attempts - 1)
 
 
 def _destination(node: Any, path: str) -> DestinationConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -81,6 +81,10 @@ class Tuning:
     # How long a source connection may stay silent while rivet waits for it (a stalled network, proxy or
     # server) before it is closed with a retryable error. None: the default, see `read_timeout`; 0: never.
     read_timeout_s: int | None = None
+    # Rivet 0.8 keys: a pause between batches (ms, 0 = none), and the profile the values came from (None: our
+    # defaults). See docs/rivet-0.8-keys.md for what safe / balanced / fast set.
+    throttle_ms: int = 0
+    profile: str | None = None
 
     @property
     def read_timeout(self) -> int:
@@ -157,6 +161,16 @@ class DestinationConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """`exports[].quality` (Rivet 0.8): gates checked over the exported rows before `_SUCCESS` is written."""
+
+    row_count_min: int | None = None
+    row_count_max: int | None = None
+    null_ratio_max: tuple[tuple[str, float], ...] = ()  # (column, max share of NULLs in [0, 1])
+    unique_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     name: str
     table: str | None
@@ -177,6 +191,13 @@ class ExportConfig:
     # `columns:` overrides, in order: column name -> "string" or "decimal(p,s)" (normalized spelling)
     columns: tuple[tuple[str, str], ...] = ()
     path: str = "exports[0]"  # where the definition sits in its file, for errors that name a field
+    # Rivet 0.8 keys (docs/rivet-0.8-keys.md): the export's own tuning (source.tuning with `tuning:` and
+    # `chunk_max_attempts` laid over it; None: source.tuning as is), `chunk_by_days` (already folded into
+    # chunk_size, kept to check the key is a date or timestamp), and the quality gates run before certify.
+    tuning: Tuning | None = None
+    chunk_by_days: int | None = None
+    quality: QualityConfig | None = None
+    meta_columns: tuple[bool, bool] | None = None  # (exported_at, row_hash); None: neither
 
     @property
     def effective_compression(self) -> Compression:
@@ -189,6 +210,12 @@ class RivetConfig:
     source: SourceConfig
     exports: tuple[ExportConfig, ...]
     state_path: str = ".rivet/state.db"
+
+    def for_export(self, exp: ExportConfig) -> RivetConfig:
+        """This config with `exp`'s own tuning (if it has any) as the source's: what a run of `exp` uses."""
+        if exp.tuning is None or exp.tuning == self.source.tuning:
+            return self
+        return replace(self, source=replace(self.source, tuning=exp.tuning))
 
     def export(self, name: str) -> ExportConfig:
         for exp in self.exports:

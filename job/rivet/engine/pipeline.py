@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,6 +28,13 @@ from rivet.formats.writer import ROW_GROUP_ROWS, PartWriter, open_writer, row_gr
 from rivet.log import log
 from rivet.sources.base import Source
 from rivet.sources.query import Query
+
+# Rivet 0.8 keys, set per worker thread by `rivet run` (engine/rivet08.py): a pause after each batch
+# (`tuning.throttle_ms`), and a transform that appends meta columns (`meta_columns`), made once per part from
+# the relation's schema. Either one turns the PostgreSQL CSV fast path (server-side COPY, no batches) off.
+BatchTransform = Callable[[pa.Schema], tuple[pa.Schema, Callable[[pa.RecordBatch], pa.RecordBatch]]]
+THROTTLE_MS: ContextVar[int] = ContextVar("rivet_throttle_ms", default=0)
+BATCH_TRANSFORM: ContextVar[BatchTransform | None] = ContextVar("rivet_batch_transform", default=None)
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,10 @@ def export_part(
     object `replace` if given; otherwise it fails with PartConflict and overwrites nothing. Row groups are
     cut at `row_group_rows` rows or `row_group_max_bytes` buffered bytes, whichever comes first."""
     max_bytes = row_group_bytes() if row_group_max_bytes is None else row_group_max_bytes
-    if fmt is Format.CSV and cursor_column is None:  # PostgreSQL: the server writes the CSV (fastpath)
+    throttle_s, make_transform = THROTTLE_MS.get() / 1000, BATCH_TRANSFORM.get()
+    out_schema, transform = make_transform(schema) if make_transform is not None else (schema, None)
+    if fmt is Format.CSV and cursor_column is None and not throttle_s and transform is None:
+        # PostgreSQL: the server writes the CSV (fastpath)
         passed = fastpath.export_csv_part(source, query, schema, dest, key, on_rows, replace)
         if passed is not None:
             rows, done = passed
@@ -80,12 +92,16 @@ def export_part(
                 if upload is None:
                     upload = dest.open_part(key, replace)
                     sink = DigestSink(upload)
-                    writer = open_writer(fmt, sink, schema, compression, row_group_rows, max_bytes)
+                    writer = open_writer(fmt, sink, out_schema, compression, row_group_rows, max_bytes)
                 assert writer is not None
+                if transform is not None:
+                    batch = transform(batch)
                 writer.write_batch(batch)
                 if cursor_column is not None:
                     max_cursor = _max(max_cursor, batch.column(cursor_column))
                 on_rows(batch.num_rows)
+                if throttle_s:
+                    time.sleep(throttle_s)
         if upload is None or writer is None or sink is None:
             return None
         writer.close()
