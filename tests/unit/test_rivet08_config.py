@@ -381,3 +381,11 @@ def test_meta_columns_refuse_a_name_clash_and_unhashable_types() -> None:
     with pytest.raises(ConfigError, match="row_hash cannot encode"):
         rivet08.meta_transform(False, True)(lists)
     rivet08.meta_transform(True, False)(lists)  # exported_at alone takes any relation
+
+
+@pytest.mark.parametrize(
+    "key", ["quality: {row_count_min: 1}", "meta_columns: {row_hash: true}", "tuning: {batch_size: 5}"]
+)
+def test_stdout_exports_refuse_what_they_cannot_honour(key: str) -> None:
+    msg = error(export=f"destination: {{type: stdout}}\n{key}")
+    assert "does not apply to a stdout destination" in msg

@@ -466,6 +466,8 @@ def _export(node: Any, path: str, source_node: dict[str, Any] | None = None) -> 
             "stdout is streaming only and cannot take chunked mode",
             "use mode full, or a file/object destination",
         )
+    if destination.type is DestinationType.STDOUT:
+        rivet08.stdout_refusals(exp, path)
     return ExportConfig(
         name=name,
         table=table,

@@ -207,6 +207,21 @@ def meta_columns(exp: dict[str, Any], path: str) -> tuple[bool, bool] | None:
     return flags if any(flags) else None
 
 
+def stdout_refusals(exp: dict[str, Any], path: str) -> None:
+    """A stdout export streams one part with no manifest: no gate to hold `_SUCCESS` back, no meta columns,
+    and it reads with source.tuning as is."""
+    for key, fix in (
+        (
+            "quality",
+            "quality gates hold back _SUCCESS, which a stdout stream does not have; use a file or object destination",
+        ),
+        ("meta_columns", "add the column in a query (e.g. SELECT *, CURRENT_TIMESTAMP AS _rivet_exported_at ...)"),
+        ("tuning", "a stdout stream reads with source.tuning; set it there"),
+    ):
+        if exp.get(key) is not None:
+            raise ConfigError(f"{path}.{key}", "does not apply to a stdout destination", fix)
+
+
 def quality(exp: dict[str, Any], path: str) -> QualityConfig | None:
     """`quality:` gates: row_count_min / row_count_max (integers >= 0), null_ratio_max (column -> [0, 1]),
     unique_columns (a list of column names). 0.8's unique_max_entries is refused (we track no value set)."""
