@@ -212,3 +212,21 @@ def test_mysql_incremental_quality(mysql: DbServer, mysql_db: Namespace, tmp_pat
     res = run_example("mysql_incremental_quality.yaml", tmp_path, mysql_db.url)
     assert res.code == 0, res.output
     assert manifest(tmp_path, "orders_incremental")["row_count"] == 1
+
+
+def test_meta_columns_in_csv(pg: DbServer, pg_schema: Namespace, tmp_path: Path) -> None:
+    seed_pg(pg, pg_schema)
+
+    def as_csv(doc: dict[str, Any]) -> None:
+        doc["exports"] = doc["exports"][:1]
+        exp = doc["exports"][0]
+        exp["format"] = "csv"
+        del exp["compression_profile"]
+
+    res = run_example("pg_meta_quality.yaml", tmp_path, pg_schema.url, as_csv)
+    assert res.code == 0, res.output
+    doc = manifest(tmp_path, "orders_checked")
+    with (tmp_path / "out" / "orders_checked" / doc["parts"][0]["path"]).open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0][-2:] == [rivet08.EXPORTED_AT, rivet08.ROW_HASH]
+    assert len(rows) == ROWS + 1 and all(r[-1].lstrip("-").isdigit() for r in rows[1:])

@@ -77,7 +77,7 @@ def meta_transform(exported_at: bool, row_hash: bool) -> pipeline.BatchTransform
         def apply(batch: pa.RecordBatch) -> pa.RecordBatch:
             columns = list(batch.columns)
             if exported_at:
-                columns.append(pa.array([now.as_py()] * batch.num_rows, pa.timestamp("us", tz="UTC")))
+                columns.append(pa.repeat(now, batch.num_rows))
             if row_hash:
                 columns.append(row_hashes(batch))
             return pa.RecordBatch.from_arrays(columns, schema=out)
