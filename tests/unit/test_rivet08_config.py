@@ -389,3 +389,9 @@ def test_meta_columns_refuse_a_name_clash_and_unhashable_types() -> None:
 def test_stdout_exports_refuse_what_they_cannot_honour(key: str) -> None:
     msg = error(export=f"destination: {{type: stdout}}\n{key}")
     assert "does not apply to a stdout destination" in msg
+
+
+@pytest.mark.parametrize("key", ["parallel_exports", "parallel_export_processes"])
+def test_parallel_export_flags_false_accepted_true_refused(key: str) -> None:
+    load(root=f"{key}: false")
+    assert error(root=f"{key}: true").startswith(f"{key}: is a Rivet 0.8 key that rivet does not support with true")

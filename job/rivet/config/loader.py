@@ -152,7 +152,8 @@ def load_config_text(
     values = {**(env if env is not None else os.environ), **(params or {})}
     root = _mapping(raw, "", "the config file must be a mapping with `source` and `exports`")
     rivet08.refuse(root, "", rivet08.ROOT_REFUSED)
-    _check_keys(root, "", {"source", "exports", "state"})
+    _check_keys(root, "", {"source", "exports", "state"} | rivet08.ROOT_KEYS)
+    rivet08.root_flags(root)
     root = {k: _interpolate(v, k, values, strict=need_source or k != "source") for k, v in root.items()}
     source = _source(_require(root, "source", ""), values, need_source)
     exports_raw = _require(root, "exports", "")

@@ -14,6 +14,7 @@ from rivet.errors import ConfigError
 
 # -- accepted keys (beyond ours) -----------------------------------------------------------------------
 
+ROOT_KEYS = {"parallel_exports", "parallel_export_processes"}  # only `false`, see root_flags()
 SOURCE_KEYS = {"environment"}
 TUNING_KEYS = {"profile", "throttle_ms"}
 TLS_KEYS = {"accept_invalid_certs", "accept_invalid_hostnames"}  # only `false`, see tls_flags()
@@ -98,6 +99,21 @@ def refuse(node: dict[str, Any], path: str, refused: dict[str, str]) -> None:
 
 
 # -- per-key parsing ---------------------------------------------------------------------------------
+
+
+def root_flags(root: dict[str, Any]) -> None:
+    """`parallel_exports` / `parallel_export_processes`: `false` is what we do (a config's exports run one
+    after another, each with its own `parallel` chunk workers); `true` is refused."""
+    for key in sorted(ROOT_KEYS):
+        value = root.get(key, False)
+        if value is True:
+            raise ConfigError(
+                key,
+                "is a Rivet 0.8 key that rivet does not support with true",
+                "exports run one after another; run one `rivet run -c F -e NAME` per export to run them at once",
+            )
+        if value is not False:
+            raise ConfigError(key, "must be true or false")
 
 
 def profile(node: dict[str, Any], path: str) -> str | None:
