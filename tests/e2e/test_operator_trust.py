@@ -159,3 +159,30 @@ def test_keys_of_an_envfrom_configmap_cannot_change_which_code_a_job_runs(
     st = ready(cluster, ns, "isolated")
     assert st["rowsWritten"] == 2_000
     assert ids_from(bucket_objects(pod_s3, bucket, "isolated/")) == list(range(1, 2_001))
+
+
+def test_a_chunk_failing_again_and_again_is_one_event_with_a_count(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    """Retry Events are aggregated on the real API server: one ChunkRetry Event per chunk, its count
+    patched, not one more Event per attempt. Chunk 1's reads lose their connection (the backend is
+    terminated, a retryable fault); the run ends RetriesExhausted with nothing certified."""
+    ns = namespace
+    seed_pg(pod_pg, "public.retry_e2e", 2_000)
+    pod_pg.execute(
+        "CREATE OR REPLACE FUNCTION public.retry_fail(k bigint) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$"
+        " BEGIN IF current_query() ILIKE '%copy%' AND k <= 1000 THEN"
+        " PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN true; END $$"
+    )
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    spec = s3_export("retry", "unused", pod_s3, bucket, "{export}/", parallelism=1, maxChunkRetries=3)
+    del spec["spec"]["table"]
+    spec["spec"]["query"] = "SELECT t.* FROM public.retry_e2e t WHERE public.retry_fail(t.id)"
+    cluster.apply([spec], ns)
+    st = wait_status(cluster, ns, "retry", "Failed", lambda st: st.get("stage") == "failed", timeout=600)
+    assert st["reason"] == "RetriesExhausted" and not st.get("success")
+    retried = [e for e in events(cluster, ns) if e.get("reason") == "ChunkRetry"]
+    assert len(retried) == 1 and retried[0]["count"] == 3, retried
+    assert "attempt 4" in retried[0]["message"]

@@ -488,7 +488,7 @@ OPERATOR_NAMESPACED: set[Grant] = (
     | spread("batch", ["jobs"], "get list watch create delete")
     | spread("", ["pods"], "get list watch")
     | spread("", ["configmaps"], "get list create update patch delete")
-    | spread("", ["events"], "create")
+    | spread("", ["events"], "create patch")  # patch: a repeated Event's count
 )
 CRD_WATCH = spread("apiextensions.k8s.io", ["customresourcedefinitions"], "get list watch")
 NAMESPACES_WATCH = spread("", ["namespaces"], "get list watch")

@@ -11,7 +11,8 @@ from typing import Any
 from rivet.contract.fingerprint import ledger_digest
 from rivet_operator.controller.model import Create, Put
 from rivet_operator.controller.outcomes import RUNNING
-from rivet_operator.specs import configmaps, names
+from rivet_operator.runtime import metrics
+from rivet_operator.specs import configmaps, events, names
 from tests.unit.operator_sim import Sim, chunk_result, finalize_result, plan_result
 
 
@@ -191,3 +192,28 @@ def test_a_finalize_attempt_waits_until_the_previous_attempts_pod_is_gone() -> N
     sim.pods_gone()
     sim.step()
     assert len(sim.jobs_of("finalize")) == 1 and sim.jobs_of("finalize")[0] != fin
+
+
+def test_a_chunk_retried_again_and_again_is_one_event_whose_count_grows() -> None:
+    sim = planned(Sim(), chunks=1)
+    (job,) = sim.jobs_of("chunk")
+    for _ in range(3):
+        sim.fail(job, {"ok": False, "error": {"kind": "source", "message": "down", "exit_code": 3}})
+        sim.step()
+        sim.later(400)
+        sim.step()
+        (job,) = sim.jobs_of("chunk")
+    retries = [e for e in sim.events if e.reason == "ChunkRetry"]
+    assert [e.count for e in retries] == [1, 2, 3] and len({e.series for e in retries}) == 1
+    bodies = [events.event(sim.owner, e.reason, e.message, "Warning", "t", e.series, e.count) for e in retries]
+    assert len({b["metadata"]["name"] for b in bodies}) == 1 and bodies[-1]["count"] == 3
+
+
+def test_an_exports_metric_series_go_with_it() -> None:
+    metrics.observe_export("ns-gone", "nightly-1", {"chunks": {"committed": 1, "total": 2}, "rowsWritten": 5})
+    metrics.RUNS.labels("ns-gone", "nightly-1", "succeeded").inc()
+    metrics.DURATION.labels("ns-gone", "nightly-1").set(3)
+    before = metrics.series_count()
+    metrics.forget_export("ns-gone", "nightly-1")
+    assert metrics.series_count() == before - 6  # four gauges of the run, its duration, its outcome
+    metrics.forget_export("ns-gone", "nightly-1")  # twice (a second DELETED event) is fine

@@ -121,10 +121,11 @@ termination messages in pod status), never patch/update of our kinds' specs (onl
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "create", "update", "patch", "delete"]
-# User-facing Events on our resources (ours and kopf's, core/v1: created, never patched).
+# User-facing Events on our resources (ours and kopf's, core/v1). patch: a repeated one (a chunk retried
+# again) updates its Event's count instead of adding another.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{/* kopf's cluster observation: CRDs (always), namespaces (only used when watching a list of namespaces). */}}

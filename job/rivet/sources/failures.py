@@ -84,6 +84,21 @@ _MYSQL_NO_DB = {1049}
 _MYSQL_TIMEOUT = {1969, 3024}
 _CX_ERROR = re.compile(r"ERROR (\d+) \(([0-9A-Z]{5})\): (.*?)(?: \}|$)")
 _PG_NO_DB = re.compile(r'fatal:\s+database ".*" does not exist')
+# The SQLSTATE where a driver only kept the text (ADBC's streamed COPY reads raise without `sqlstate`).
+_SQLSTATE_IN_TEXT = re.compile(r"SQLSTATE[\s:=\[]*([0-9A-Z]{5})")
+# What the server says for the retryable states when no SQLSTATE came with it: an administrator or a
+# failover ended the backend (57P01-57P03), a hot standby cancelled the read (40001), serialization and
+# deadlock failures (40001, 40P01).
+_PG_RETRYABLE_TEXT = (
+    "terminating connection due to administrator command",
+    "terminating connection due to conflict with recovery",
+    "canceling statement due to conflict with recovery",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "could not serialize access",
+    "deadlock detected",
+)
 _PG_ERROR = re.compile(r"(?:ERROR|FATAL):\s+(.*)")
 
 
@@ -168,7 +183,10 @@ def pg_error(exc: BaseException, url: DbUrl, timeout_s: int, doing: str) -> Sour
         return stall
     if any(s in low for s in _UNREACHABLE):
         return unreachable("postgres", url, _connect_detail(text))
-    retry = bool(sqlstate) and sqlstate.startswith(_RETRYABLE_SQLSTATE)
+    if not sqlstate:
+        found = _SQLSTATE_IN_TEXT.search(text)
+        sqlstate = found.group(1) if found else ""
+    retry = (bool(sqlstate) and sqlstate.startswith(_RETRYABLE_SQLSTATE)) or any(s in low for s in _PG_RETRYABLE_TEXT)
     return SourceError(f"postgres: {doing} failed: {one_line(_pg_primary(text), url)}", permanent=not retry)
 
 

@@ -251,9 +251,23 @@ async def apply(kube: Kube, kind: Kind, obs: Observed, decision: Decision) -> di
 
 async def _emit(kube: Kube, kind: Kind, obs: Observed, action: Emit) -> None:
     owner = obs.owner
-    body = event(owner, action.reason, action.message, "Warning" if action.warning else "Normal", obs.now_s)
+    body = event(
+        owner,
+        action.reason,
+        action.message,
+        "Warning" if action.warning else "Normal",
+        obs.now_s,
+        action.series,
+        action.count,
+    )
     try:
-        await kube.create(owner.namespace, body)
+        try:
+            await kube.create(owner.namespace, body)
+        except ApiError as exc:
+            if exc.status != 409 or not action.series:
+                raise
+            update = {"count": action.count, "lastTimestamp": obs.now_s, "message": body["message"]}
+            await kube.patch_event(owner.namespace, body["metadata"]["name"], update)
     except Exception as exc:  # an Event is best effort; status carries the same message
         log.warning("event_failed reason=%s error=%s", action.reason, exc)
     metrics.EVENTS.labels(kind.plural, action.reason).inc()

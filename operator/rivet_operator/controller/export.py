@@ -218,6 +218,8 @@ def _failed_step(s: Step, key: str, job: JobView, reason: str, what: str) -> Non
         "ChunkRetry" if key.isdigit() else "Retrying",
         f"{message}; attempt {failures + 1} in {delay:.0f}s",
         warning=True,
+        series=f"{s.get('runId')}/{key}",
+        count=failures,
     )
     s.do(Delete("jobs", job.name))
     s.requeue_in(delay)

@@ -136,9 +136,14 @@ class PatchStatus:
 
 @dataclass(frozen=True)
 class Emit:
+    """An Event. With `series`, one Event per (object, reason, series) whose count is updated, instead of one
+    more Event per occurrence (a chunk retried 20 times is one line in `kubectl describe`)."""
+
     reason: str
     message: str
     warning: bool = False
+    series: str | None = None
+    count: int = 1
 
 
 Action = Create | Put | WriteLedger | Delete | PatchStatus | Emit

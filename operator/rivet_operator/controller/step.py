@@ -55,8 +55,10 @@ class Step:
             self.deleted.add(action.name)
         self.actions.append(action)
 
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        self.actions.append(Emit(reason, message[:MESSAGE_LIMIT], warning))
+    def event(
+        self, reason: str, message: str, warning: bool = False, series: str | None = None, count: int = 1
+    ) -> None:
+        self.actions.append(Emit(reason, message[:MESSAGE_LIMIT], warning, series, count))
 
     def requeue_in(self, seconds: float) -> None:
         seconds = max(0.5, seconds)

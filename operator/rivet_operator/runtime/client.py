@@ -145,6 +145,10 @@ class Kube:
                 return None
             raise
 
+    async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Update a repeated Event's count and last time (merge patch; no read needed)."""
+        await self._call("patch", self.core.patch_namespaced_event, name, namespace, patch, _content_type=MERGE_PATCH)
+
     async def replace_configmap(self, namespace: str, body: dict[str, Any]) -> None:
         """Replace whatever holds this ConfigMap's name with `body` (an unconditional update: no
         resourceVersion, so keys another writer added go too)."""

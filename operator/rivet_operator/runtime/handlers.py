@@ -100,6 +100,8 @@ class Controller:
             self.queue.forget(key)
             self.own_writes.pop(key, None)
             self.phases.forget(kind.kind, key[1], key[2])
+            if kind.kind == "RivetExport":
+                metrics.forget_export(key[1], key[2])
             return
         self.phases.set(kind.kind, key[1], key[2], (body.get("status") or {}).get("phase"))
         # a RivetExport created by a kind we serve (a schedule) wakes its owner on every change, our own

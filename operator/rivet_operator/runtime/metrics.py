@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS = Counter("rivet_events_total", "Transitions announced as Kubernetes Events", ["kind", "reason"])
@@ -64,6 +66,29 @@ class PhaseBook:
         old = self._phase.pop((kind, namespace, name), None)
         if old is not None:
             OBJECTS.labels(kind, old).dec()
+
+
+PER_EXPORT = (DURATION, CHUNKS_COMMITTED, CHUNKS_TOTAL, ROWS, BYTES)
+OUTCOMES = ("succeeded", "failed")
+
+
+def forget_export(namespace: str, name: str) -> None:
+    """Remove an export's series once the object is gone: a schedule that creates a RivetExport a minute
+    would otherwise grow the operator's memory and every scrape without end."""
+    for gauge in PER_EXPORT:
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name)
+    for outcome in OUTCOMES:
+        with contextlib.suppress(KeyError):
+            RUNS.remove(namespace, name, outcome)
+
+
+def series_count() -> int:
+    """How many per-export series exist now (the bench and tests read it)."""
+    return sum(
+        len({tuple(sorted(sample.labels.items())) for family in m.collect() for sample in family.samples})
+        for m in (*PER_EXPORT, RUNS)
+    )
 
 
 def observe_export(namespace: str, name: str, status: dict[str, object]) -> None:

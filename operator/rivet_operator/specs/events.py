@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from rivet_operator.specs.names import Owner
@@ -9,11 +10,20 @@ from rivet_operator.specs.names import Owner
 COMPONENT = "rivet-operator"
 
 
-def event(owner: Owner, reason: str, message: str, type_: str, now: str) -> dict[str, Any]:
+def event(
+    owner: Owner, reason: str, message: str, type_: str, now: str, series: str | None = None, count: int = 1
+) -> dict[str, Any]:
+    """One Event; with `series` its name is derived from (object, reason, series), so a repeat updates that
+    Event's count instead of adding one (as the kubelet's own repeated Events do)."""
+    if series:
+        digest = hashlib.sha256(f"{owner.uid}/{reason}/{series}".encode()).hexdigest()[:16]
+        meta: dict[str, Any] = {"name": f"{owner.name[:200]}.{digest}", "namespace": owner.namespace}
+    else:
+        meta = {"generateName": f"{owner.name[:200]}.", "namespace": owner.namespace}
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{owner.name[:200]}.", "namespace": owner.namespace},
+        "metadata": meta,
         "involvedObject": {
             "apiVersion": owner.api_version,
             "kind": owner.kind,
@@ -27,6 +37,6 @@ def event(owner: Owner, reason: str, message: str, type_: str, now: str) -> dict
         "source": {"component": COMPONENT},
         "firstTimestamp": now,
         "lastTimestamp": now,
-        "count": 1,
+        "count": count,
         "reportingComponent": COMPONENT,
     }
