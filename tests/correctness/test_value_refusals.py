@@ -33,12 +33,15 @@ class Case:
     ddl: str
     clean: str  # SQL literal of a valid value
     bad: str  # SQL literal of the value that must be refused
+    formats: tuple[str, ...] = ("parquet", "csv")  # where it must be refused
 
 
 CASES = [
     Case("postgres", "num_nan", "numeric(12,2)", "1.25", "'NaN'"),
-    Case("postgres", "num_inf", "numeric", "1.25", "'Infinity'"),  # only unconstrained numeric holds it
-    Case("postgres", "num_ninf", "numeric", "1.25", "'-Infinity'"),
+    # Only unconstrained numeric holds the infinities: refused by type in Parquet (without a columns:
+    # override); CSV writes the database's exact text (test_exact_values.py).
+    Case("postgres", "num_inf", "numeric", "1.25", "'Infinity'", ("parquet",)),
+    Case("postgres", "num_ninf", "numeric", "1.25", "'-Infinity'", ("parquet",)),
     Case("postgres", "ts_inf", "timestamp", "'2024-01-01 00:00:00'", "'infinity'"),
     Case("postgres", "ts_ninf", "timestamp", "'2024-01-01 00:00:00'", "'-infinity'"),
     Case("postgres", "tstz_inf", "timestamptz", "'2024-01-01 00:00:00+00'", "'infinity'"),
@@ -104,7 +107,7 @@ def run_cases(
         )
         got = table.server.query(f"SELECT COUNT(*) FROM {table.name}", database=table.database)[0][0]
         assert got == CLEAN_ROWS + 2, f"could not load the {case.name} case"
-        exports += [export_entry(f"{case.name}_{fmt}", table, dest, fmt) for fmt in FORMATS]
+        exports += [export_entry(f"{case.name}_{fmt}", table, dest, fmt) for fmt in case.formats]
     assert table is not None
     cfg = config(tmp_path_factory.mktemp("refusals") / "rivet.yaml", table, exports, batch_size=250)
     res = cli(table, dest, "run", "-c", str(cfg), timeout=300)
@@ -120,6 +123,8 @@ def run_cases(
 def test_unrepresentable_value_is_refused_before_writing(
     refusals: Callable[[str], Outcome], case: Case, fmt: str
 ) -> None:
+    if fmt not in case.formats:
+        pytest.skip(f"{case.ddl} {case.bad} is exported exactly in {fmt}")
     dest, summaries, code, _ = refusals(case.engine)
     name = f"{case.name}_{fmt}"
     summary = summaries[name]

@@ -223,7 +223,7 @@ def test_pg_numeric_nan_is_refused_naming_the_column(
     )
     with pytest.raises(UnsupportedTypeError) as err:
         read(pg_source, "SELECT n FROM t ORDER BY k")
-    assert str(err.value).startswith('column "n" holds NaN, which has no exact Arrow ')
+    assert str(err.value).startswith('column "n" holds NaN, which has no exact value (numeric(')
     assert f"cast it in a query, e.g. {fix}" in str(err.value)
     assert "\n" not in str(err.value)
     _, parquet, _ = export(pg_source, f"SELECT {fix} AS n FROM t ORDER BY k")
@@ -352,7 +352,7 @@ def test_mysql_tinyint1_other_than_0_or_1_is_refused(
     with pytest.raises(UnsupportedTypeError) as err:
         read(my_source, "SELECT * FROM t ORDER BY id")
     assert str(err.value) == (
-        f'column "b" holds {shown}, which has no exact Arrow bool value (only 0 and 1 map to Boolean exactly): '
+        f'column "b" holds {shown}, which has no exact value (tinyint(1): only 0 and 1 map to a boolean exactly): '
         "cast it in a query, e.g. CAST(`b` AS SIGNED)"
     )
     _, parquet, csv = export(my_source, "SELECT id, CAST(`b` AS SIGNED) AS b FROM t ORDER BY id")

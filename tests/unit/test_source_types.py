@@ -96,23 +96,35 @@ def test_pg_numeric_typmod_decodes_precision_and_negative_scale() -> None:
             -1,
             'column "c" has type numeric without precision and scale, which has no exact Parquet decimal type: '
             'set columns: {c: string} (its exact text) or columns: {c: "decimal(38,10)"} on the export (a value '
-            'that does not fit is refused), or cast it in a query, e.g. "c"::numeric(38,9) (which rounds)',
+            'that does not fit is refused), or, rounding, cast it in a query, e.g. "c"::numeric(38,9)',
         ),
         (
             1186,
             -1,
-            'column "c" has type interval with no exact Arrow mapping: cast it in a query, e.g. "c"::text, '
-            "or set columns: {c: string} on the export (its exact text)",
+            'column "c" has type interval with no exact Arrow mapping: set columns: {c: string} on the export '
+            '(its exact text), or cast it in a query, e.g. "c"::text',
         ),
-        (790, -1, 'column "c" has type money with no exact Arrow mapping: cast it in a query, e.g. "c"::numeric(20,2)'),
-        (142, -1, 'column "c" has type xml with no exact Arrow mapping: cast it in a query, e.g. "c"::text'),
-        (1187, -1, 'column "c" has type interval[] with no exact Arrow mapping: cast it in a query, e.g. "c"::text[]'),
+        (
+            790,
+            -1,
+            'column "c" has type money with no exact Arrow mapping: set columns: {c: string} on the export (its exact text), or cast it in a query, e.g. "c"::numeric(20,2)',
+        ),
+        (
+            142,
+            -1,
+            'column "c" has type xml with no exact Arrow mapping: set columns: {c: string} on the export (its exact text), or cast it in a query, e.g. "c"::text',
+        ),
+        (
+            1187,
+            -1,
+            'column "c" has type interval[] with no exact Arrow mapping: set columns: {c: string} on the export (its exact text), or cast it in a query, e.g. "c"::text[]',
+        ),
         (
             1231,
             -1,
             'column "c" has type numeric[] without precision and scale, which has no exact Parquet decimal type: '
             'set columns: {c: string} (its exact text) or columns: {c: "decimal(38,10)"} on the export (a value '
-            'that does not fit is refused), or cast it in a query, e.g. "c"::numeric(38,9)[] (which rounds)',
+            'that does not fit is refused), or, rounding, cast it in a query, e.g. "c"::numeric(38,9)[]',
         ),
         (1700, numeric_mod(100, 2), 'e.g. "c"::text'),
         (1700, numeric_mod(5, -2), 'e.g. "c"::numeric(7,0)'),
@@ -255,14 +267,14 @@ def test_conform_batch_names_the_column_that_does_not_fit() -> None:
         (
             ["1.5", None, "nan"],
             pa.decimal128(5, 2),
-            'column "c" (numeric(5,2)) holds NaN, which has no exact value (Arrow decimals have no NaN or '
+            'column "c" holds NaN, which has no exact value (numeric(5,2): Arrow decimals have no NaN or '
             "infinity): cast it in a query, e.g. NULLIF(\"c\", 'NaN')::numeric(5,2) to export NaN as NULL, "
             'or "c"::text',
         ),
         (
             ["-inf"],
             pa.decimal256(60, 10),
-            'column "c" (numeric(60,10)) holds -Infinity, which has no exact value (Arrow decimals have no '
+            'column "c" holds -Infinity, which has no exact value (numeric(60,10): Arrow decimals have no '
             "NaN or infinity): cast it in a query, e.g. CASE WHEN \"c\" IN ('NaN', 'Infinity', '-Infinity') "
             'THEN NULL ELSE "c" END::numeric(60,10)',
         ),
@@ -281,7 +293,8 @@ def test_conform_refuses_pg_numeric_nan_and_infinity(
 def test_conform_refuses_nan_inside_numeric_arrays() -> None:
     arr = pa.array([["1.5"], ["NaN", None]], pa.list_(pa.string()))
     with pytest.raises(
-        UnsupportedTypeError, match=r'column "a" \(numeric\(5,1\)\[\]\) holds NaN, .* e\.g\. "a"::text\[\]$'
+        UnsupportedTypeError,
+        match=r'column "a" holds NaN, which has no exact value \(numeric\(5,1\)\[\]: .* e\.g\. "a"::text\[\]$',
     ):
         conform_batch(
             pa.record_batch([arr], names=["a"]), pa.schema([("a", pa.list_(pa.decimal128(5, 1)))]), "postgres"
@@ -294,7 +307,7 @@ def test_conform_refuses_mysql_tinyint1_other_than_0_or_1(value: int, shown: str
     with pytest.raises(UnsupportedTypeError) as err:
         conform_batch(batch, pa.schema([("b", pa.bool_())]), "mysql")
     assert str(err.value) == (
-        f'column "b" (tinyint(1)) holds {shown}, which has no exact value (only 0 and 1 map to a boolean exactly): '
+        f'column "b" holds {shown}, which has no exact value (tinyint(1): only 0 and 1 map to a boolean exactly): '
         "cast it in a query, e.g. CAST(`b` AS SIGNED)"
     )
 
@@ -314,25 +327,25 @@ PG_EPOCH_US, PG_EPOCH_DAYS = 946_684_800_000_000, 10_957
     [
         (
             pa.array([0, -(2**63) + PG_EPOCH_US - 1], pa.int64()).view(pa.timestamp("us")),
-            'column "t" (timestamp without time zone) holds infinity or -infinity, which has no exact value (Arrow '
+            'column "t" holds infinity or -infinity, which has no exact value (timestamp without time zone: Arrow '
             'dates and timestamps have no infinity): cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
         ),
         (
             pa.array([-(2**31) + PG_EPOCH_DAYS], pa.int32()).view(pa.date32()),
-            'column "t" (date) holds infinity or -infinity, which has no exact value (Arrow '
+            'column "t" holds infinity or -infinity, which has no exact value (date: Arrow '
             'dates and timestamps have no infinity): cast it in a query, e.g. CASE WHEN isfinite("t") THEN "t" END',
         ),
         (
             pa.array([-9222426057709551617], pa.int64()).view(pa.timestamp("us", "UTC")),  # 294276 AD wrapped
-            'column "t" (timestamp with time zone) holds a value after 294247-01-10, which has no exact value '
-            '(Arrow timestamps end there): cast it in a query, e.g. "t"::text',
+            'column "t" holds a value after 294247-01-10, which has no exact value '
+            '(timestamp with time zone: Arrow timestamps end there): cast it in a query, e.g. "t"::text',
         ),
         (
             pa.ListArray.from_arrays(
                 pa.array([0, 2]), pa.array([0, -(2**63) + PG_EPOCH_US], pa.int64()).view(pa.timestamp("us"))
             ),
-            'column "t" (timestamp without time zone[]) holds infinity or -infinity, which has no exact value '
-            '(Arrow dates and timestamps have no infinity): cast it in a query, e.g. "t"::text[]',
+            'column "t" holds infinity or -infinity, which has no exact value '
+            '(timestamp without time zone[]: Arrow dates and timestamps have no infinity): cast it in a query, e.g. "t"::text[]',
         ),
     ],
 )

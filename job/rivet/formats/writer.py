@@ -66,7 +66,7 @@ class ParquetPartWriter:
             **writer_options(schema),  # per-column encodings (formats/parquet_encoding.py)
         )
         self._schema = schema
-        self._times = [i for i, f in enumerate(schema) if pa.types.is_time64(f.type)]
+        self._times = [i for i, f in enumerate(schema) if pa.types.is_time64(_element(f.type))]
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._buffered_bytes = 0
@@ -114,6 +114,8 @@ END_OF_DAY_US = 86_400_000_000  # PostgreSQL time '24:00:00', one past the last 
 def refuse_end_of_day(name: str, col: pa.Array) -> None:
     """Parquet's TIME(MICROS) ends at 23:59:59.999999: a PostgreSQL `time '24:00:00'` is refused, naming
     the column and the ways to export it exactly (never written as a value readers cannot read back)."""
+    while pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        col = cast(pa.ListArray, col).flatten()
     if col.null_count == len(col) or pc.max(col.view(pa.int64())).as_py() < END_OF_DAY_US:
         return
     ident = '"' + name.replace('"', '""') + '"'
@@ -122,6 +124,12 @@ def refuse_end_of_day(name: str, col: pa.Array) -> None:
         f" (it ends at 23:59:59.999999): set columns: {{{name}: string}} on the export (its exact text), or"
         f" cast it in a query, e.g. {ident}::text, or CASE WHEN {ident} = '24:00' THEN NULL ELSE {ident} END"
     )
+
+
+def _element(t: pa.DataType) -> pa.DataType:
+    while pa.types.is_list(t) or pa.types.is_large_list(t):
+        t = t.value_type
+    return t
 
 
 def time_text(col: pa.Array) -> pa.Array:

@@ -100,8 +100,9 @@ def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, engine: str, offset:
         except InexactValue as exc:
             hint = _HINTS[engine](field.name, field.type, exc) if engine in _HINTS else ""
             raise UnsupportedTypeError(
-                f'column "{field.name}" ({type_name(engine, field)}) holds {exc.value}, which has no exact value'
-                f" {exc.why}" + (f": cast it in a query, e.g. {hint}" if hint else "")
+                f'column "{field.name}" holds {exc.value}, which has no exact value'
+                f" ({type_name(engine, field)}: {exc.why.strip('()')})"
+                + (f": cast it in a query, e.g. {hint}" if hint else "")
             ) from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise SourceError(
@@ -133,7 +134,8 @@ def _text_to_decimal(batch: pa.RecordBatch, i: int, field: pa.Field, schema: pa.
     except pa.ArrowInvalid:
         pass
     target = field.type
-    for row, text in enumerate(arr.to_pylist()):
+    texts = arr.to_pylist()
+    for row, text in enumerate(texts):
         why = decimal_misfit(text, target.precision, target.scale)
         if why is not None:
             raise UnsupportedTypeError(
@@ -142,7 +144,12 @@ def _text_to_decimal(batch: pa.RecordBatch, i: int, field: pa.Field, schema: pa.
                 f" rounded: widen the override in columns: (at most decimal(38,s)), or set"
                 f" columns: {{{field.name}: string}} to export its exact text"
             )
-    raise SourceError(f'column "{field.name}" does not cast to decimal({target.precision},{target.scale})')
+    # Every value fits, but Arrow's parser refused one with more digits than 38 (trailing zeros, as MySQL
+    # writes decimal(65,30)): quantize them to the scale in Python, exactly (no value has digits to lose).
+    exact = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation])
+    step = decimal.Decimal(1).scaleb(-target.scale)
+    values = [None if t is None else decimal.Decimal(t).quantize(step, context=exact) for t in texts]
+    return pa.array(values, type=target)
 
 
 def decimal_misfit(text: str | None, precision: int, scale: int) -> str | None:
@@ -241,13 +248,13 @@ def refuse_pg_wrapped_temporal(name: str, column: pa.Array) -> None:
     if low in infinities:
         fix = f"{ident}::text[]" if suffix else f"CASE WHEN isfinite({ident}) THEN {ident} END"
         raise UnsupportedTypeError(
-            f'column "{name}" ({pg_types.arrow_type_name(column.type)}{suffix}) holds infinity or -infinity, which has'
-            " no exact value (Arrow dates and timestamps have no infinity): "
+            f'column "{name}" holds infinity or -infinity, which has no exact value'
+            f" ({pg_types.arrow_type_name(column.type)}{suffix}: Arrow dates and timestamps have no infinity): "
             f"cast it in a query, e.g. {fix}"
         )
     raise UnsupportedTypeError(  # wrapped values of timestamps after 294247 AD sort below the infinities
-        f'column "{name}" ({pg_types.arrow_type_name(column.type)}{suffix}) holds a value after 294247-01-10, which'
-        " has no exact value (Arrow timestamps end there): "
+        f'column "{name}" holds a value after 294247-01-10, which has no exact value'
+        f" ({pg_types.arrow_type_name(column.type)}{suffix}: Arrow timestamps end there): "
         f"cast it in a query, e.g. {ident}::text{suffix}"
     )
 

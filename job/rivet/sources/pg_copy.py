@@ -14,12 +14,13 @@ per-column expression in the SELECT list:
 | Float32/64 | the server's shortest text where both notations agree (1e-4 <= abs < 1e10 for float8), else rewritten to Arrow's notation (`nan`, `inf`, `1e-7`, `1.234e+10`); from 2^54 (float4: 2^25) up, the Arrow path | no |
 | Decimal(p, s) | the column (numeric output of a numeric(p,s) value has exactly s digits); NaN is refused | s > 6 |
 | Date32 | the column, years 1..9999 | no |
-| Time64(us) | `to_char(col, 'HH24:MI:SS.US')` (`24:00:00.000000` too) | yes |
+| Time64(us) | `to_char(col, 'HH24:MI:SS.US')` | yes |
 | text-read (`columns:` string override, unconstrained numeric) | the column: its own text | yes |
+| text-read decimal (`columns:` decimal(p,s) override) | none: the Arrow path casts it exactly or refuses | - |
 | Timestamp(us[, UTC]) | `to_char(col, 'YYYY-MM-DD"T"HH24:MI:SS.US[Z]')`, years 1..9999 | yes |
 | Utf8, JSON, UUID, Binary | the column | yes |
 
-A value outside what the expression formats exactly (a BC or five-digit-year date, a NaN
+A value outside what the expression formats exactly (a BC or five-digit-year date, `24:00:00`, a NaN
 numeric, an infinity) makes the statement fail with a marker the engine recognises
 (`PassthroughUnsupported`): it aborts the part and exports it again through the Arrow path, which formats
 or refuses the value as it always has. Lists and any other type never take this path (`csv_copy_sql`
@@ -154,7 +155,10 @@ def column_expression(col: str, t: pa.DataType) -> tuple[str, bool] | None:
             False,
         )
     if t == pa.time64("us"):
-        return f"to_char({col}, 'HH24:MI:SS.US')", True  # 24:00:00 as 24:00:00.000000, as the CSV writer
+        return (  # 24:00:00 falls back to the Arrow path, which writes it as 24:00:00.000000
+            f"CASE WHEN {col} = '24:00:00'::time THEN {_fail('time', col)}::text ELSE to_char({col}, 'HH24:MI:SS.US') END",
+            True,
+        )
     if pa.types.is_timestamp(t) and t.unit == "us" and t.tz in (None, "UTC"):
         sql_type, fmt = (
             ("timestamptz", 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') if t.tz else ("timestamp", 'YYYY-MM-DD"T"HH24:MI:SS.US')

@@ -202,7 +202,7 @@ def _numeric(name: str, typmod: int, suffix: str) -> pa.DataType:
         raise UnsupportedTypeError(
             f'column "{name}" has type numeric{suffix} without precision and scale, which has no exact Parquet'
             f" decimal type: set {columns.override_hint(name)} on the export (a value that does not fit is"
-            f" refused), or cast it in a query, e.g. {ident}::numeric(38,9){suffix} (which rounds)"
+            f" refused), or, rounding, cast it in a query, e.g. {ident}::numeric(38,9){suffix}"
         )
     precision, scale = ps
     target = decimal_type(precision, scale)

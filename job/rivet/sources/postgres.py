@@ -281,6 +281,17 @@ def batch_hint_bytes(batch_size: int) -> int:
     return min(max(batch_size * HINT_BYTES_PER_ROW, MIN_HINT_BYTES), MAX_HINT_BYTES)
 
 
+def _read_as(field: pa.Field) -> str:
+    """How the bulk read selects a column: text-read columns as `::text`; an array whose subscripts do not
+    start at 1 as NULL (ADBC fails on one based below 0 without naming the column; the marker refuses it)."""
+    col = f"rivet_s.{quote_ident(field.name)}"
+    if is_text(field):
+        return f"{col}::text AS {quote_ident(field.name)}"
+    if pa.types.is_list(field.type):
+        return f"CASE WHEN array_lower({col}, 1) <> 1 THEN NULL ELSE {col} END AS {quote_ident(field.name)}"
+    return col
+
+
 def with_ndims_markers(sql: str, schema: pa.Schema) -> tuple[str, list[tuple[int, str]]]:
     """Add one integer per list column: 2 when this row's array has more than one dimension, 1 when its
     subscripts do not start at 1 (`'[0:1]={7,8}'`), else 0; and read text-read columns (`columns.is_text`:
@@ -293,15 +304,8 @@ def with_ndims_markers(sql: str, schema: pa.Schema) -> tuple[str, list[tuple[int
     texts = [f.name for f in schema if is_text(f)]
     if not lists and not texts:
         return subquery(sql), []
-    if texts:  # an explicit list: the described names are unique (columns.overrides refuses duplicates)
-        cols = ", ".join(
-            f"rivet_s.{quote_ident(f.name)}::text AS {quote_ident(f.name)}"
-            if is_text(f)
-            else f"rivet_s.{quote_ident(f.name)}"
-            for f in schema
-        )
-    else:
-        cols = "rivet_s.*"
+    unique = len(set(schema.names)) == len(schema.names)  # else rivet_s."a" would be ambiguous
+    cols = ", ".join(_read_as(f) for f in schema) if unique else "rivet_s.*"
     exprs = "".join(
         f", CASE WHEN coalesce(array_ndims({col}), 1) > 1 THEN 2 WHEN array_lower({col}, 1) <> 1 THEN 1 ELSE 0 END"
         f" AS {_MARKER}{k}"

@@ -48,7 +48,7 @@ def unsupported(
     """The one wording for unmappable columns: which column, which type, which cast fixes it (and, where
     the source reads any type as its text, the `columns:` override that does)."""
     why = why or "with no exact Arrow mapping"
-    also = f", or set columns: {{{column}: string}} on the export (its exact text)" if text_override else ""
+    also = f"set columns: {{{column}: string}} on the export (its exact text), or " if text_override else ""
     return UnsupportedTypeError(
-        f'column "{column}" has type {type_name} {why}: cast it in a query, e.g. {cast_example}{also}'
+        f'column "{column}" has type {type_name} {why}: {also}cast it in a query, e.g. {cast_example}'
     )
