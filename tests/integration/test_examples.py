@@ -230,3 +230,27 @@ def test_meta_columns_in_csv(pg: DbServer, pg_schema: Namespace, tmp_path: Path)
         rows = list(csv.reader(f))
     assert rows[0][-2:] == [rivet08.EXPORTED_AT, rivet08.ROW_HASH]
     assert len(rows) == ROWS + 1 and all(r[-1].lstrip("-").isdigit() for r in rows[1:])
+
+
+def test_export_tuning_and_chunk_max_attempts_reach_the_run(pg: DbServer, pg_schema: Namespace, tmp_path: Path) -> None:
+    """The export's own tuning (statement timeout 1 s) and attempts (2) apply, not source.tuning's."""
+    seed_pg(pg, pg_schema)
+    # slow only when the rows are streamed (COPY), not while the run plans (MIN/MAX over the same query)
+    sleepy = (
+        "SELECT id, length(pg_sleep(CASE WHEN current_query() LIKE 'COPY%' THEN 3 ELSE 0 END)::text) AS n"
+        " FROM orders WHERE id = 1"
+    )
+
+    def slow_chunk(doc: dict[str, Any]) -> None:
+        doc["source"]["tuning"] = {"profile": "safe", "statement_timeout_s": 300, "max_retries": 0}
+        exp = doc["exports"][0]
+        exp.update(query=sleepy, chunk_size=10, parallel=1, chunk_max_attempts=2)
+        del exp["table"]
+        exp["tuning"] = {"statement_timeout_s": 1}
+
+    res = run_example("pg_tuned_chunked.yaml", tmp_path, pg_schema.url, slow_chunk)
+    assert res.code == 3, res.output  # a statement timeout is retryable
+    assert "statement_timeout_s=1" in res.output
+    retries = [line for line in res.stderr.splitlines() if "event=chunk_retry" in line]
+    failed = [line for line in res.stderr.splitlines() if "event=chunk_failed" in line]
+    assert len(retries) == 1 and len(failed) == 1 and "attempt=2" in failed[0], res.output
