@@ -4,11 +4,13 @@ Every test compares the certified parts with the source, row for row."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import time
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from rivet_operator.specs import configmaps, names
@@ -186,3 +188,35 @@ def test_a_chunk_failing_again_and_again_is_one_event_with_a_count(
     retried = [e for e in events(cluster, ns) if e.get("reason") == "ChunkRetry"]
     assert len(retried) == 1 and retried[0]["count"] == 3, retried
     assert "attempt 4" in retried[0]["message"]
+
+
+def test_a_uuid_keyed_table_exports_in_keyset_chunks_each_row_once(
+    cluster: Cluster, namespace: str, operator: Operator, pod_pg: DbServer, pod_s3: S3Server
+) -> None:
+    """Issue #20 on the cluster: a uuid chunk key (with NULLs and duplicated values) is split at boundaries
+    the database picks; the plan stays opaque to the operator, every row lands in exactly one part."""
+    ns = namespace
+    pod_pg.execute("DROP TABLE IF EXISTS public.uuid_e2e")
+    pod_pg.execute("CREATE TABLE public.uuid_e2e (n bigint PRIMARY KEY, k uuid, note text)")
+    pod_pg.execute(
+        "INSERT INTO public.uuid_e2e SELECT g,"
+        " CASE WHEN g % 97 = 0 THEN NULL WHEN g % 13 = 0 THEN '00000000-0000-0000-0000-00000000000d'::uuid"
+        " ELSE md5(g::text)::uuid END, 'row ' || g FROM generate_series(1, 3000) g"
+    )
+    bucket = unique_name()
+    pod_s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    spec = s3_export("uuids", "public.uuid_e2e", pod_s3, bucket, "{export}/", parallelism=3, chunkSize=500)
+    spec["spec"]["chunkColumn"] = "k"
+    cluster.apply([spec], ns)
+    st = ready(cluster, ns, "uuids")
+    assert st["plan"]["chunkCount"] >= 5 and st["rowsWritten"] == 3_000
+    objects = bucket_objects(pod_s3, bucket, "uuids/")
+    doc = json.loads(objects["manifest.json"])
+    assert doc["part_count"] == st["plan"]["chunkCount"]
+    ns_seen: list[int] = []
+    for part in doc["parts"]:
+        ns_seen.extend(pq.read_table(io.BytesIO(objects[part["path"]])).column("n").to_pylist())
+    assert sorted(ns_seen) == list(range(1, 3_001))  # each row exactly once
+    planned = [e.get("message", "") for e in events(cluster, ns) if e.get("reason") == "Planned"]
+    assert planned and "keyset boundaries of k" in planned[0]

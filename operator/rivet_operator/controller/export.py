@@ -464,7 +464,7 @@ def _plan(s: Step, refused: tuple[str, str] | None) -> bool:
                 "run with another schema (a RivetSchedule's schemaChangePolicy: fail): nothing was exported",
             )
             return False
-        s.event("Planned", f"{total} chunks over [{plan.get('lo')}, {plan.get('hi')}] -> {plan.get('resolved_prefix')}")
+        s.event("Planned", f"{total} chunks {_planned_over(plan)} -> {plan.get('resolved_prefix')}")
         s.phase("Running", "Planned", f"run {run_id}: {total} chunks planned")
         return True
     _failed_step(s, "plan", job, "PlanFailed", "planning")
@@ -480,6 +480,14 @@ def _ledger(s: Step) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
     shards = [lg.records for lg in s.obs.ledgers if lg.run == run]
     shards.append({a.key: a.record for a in s.actions if isinstance(a, WriteLedger)})  # recorded this reconcile
     return configmaps.parse_records(shards)
+
+
+def _planned_over(plan: dict[str, Any]) -> str:
+    """How the plan splits the key, for people: a range, or keyset boundaries the database picked."""
+    inner = plan.get("plan") if isinstance(plan.get("plan"), dict) else {}
+    if inner.get("keyset"):
+        return f"at {len(inner.get('boundaries') or [])} keyset boundaries of {plan.get('chunk_column')}"
+    return f"over [{plan.get('lo')}, {plan.get('hi')}]"
 
 
 def _records(s: Step) -> dict[int, dict[str, Any]]:
