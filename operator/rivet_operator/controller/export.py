@@ -484,8 +484,8 @@ def _ledger(s: Step) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
 
 def _planned_over(plan: dict[str, Any]) -> str:
     """How the plan splits the key, for people: a range, or keyset boundaries the database picked."""
-    inner = plan.get("plan") if isinstance(plan.get("plan"), dict) else {}
-    if inner.get("keyset"):
+    inner = plan.get("plan")
+    if isinstance(inner, dict) and inner.get("keyset"):
         return f"at {len(inner.get('boundaries') or [])} keyset boundaries of {plan.get('chunk_column')}"
     return f"over [{plan.get('lo')}, {plan.get('hi')}]"
 
