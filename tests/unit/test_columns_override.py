@@ -278,3 +278,18 @@ def test_parquet_refuses_24_00_naming_the_column() -> None:
 def test_chunk_query_keeps_typing() -> None:
     exp = load_config_text(CONFIG % ("parquet", "{a: string}")).exports[0]
     assert chunk_query(SourceType.POSTGRES, exp, Chunk(1, None, None)).typing is not None
+
+
+def test_override_of_a_key_column_is_refused() -> None:
+    typing = ColumnTyping((("k", "string"),), False, "exports[1]", (("cursor_column", "k"),))
+    with pytest.raises(ConfigError) as err:
+        overrides(typing, ["k", "v"])
+    assert err.value.path == "exports[1].columns.k"
+    assert "'k' is the export's cursor_column" in str(err.value)
+
+
+def test_select_all_names_the_key_columns() -> None:
+    text = CONFIG.replace("    format: %s\n", "    format: %s\n    mode: chunked\n    chunk_column: id\n")
+    exp = load_config_text(text % ("csv", "{a: string}")).exports[0]
+    typing = select_all(SourceType.POSTGRES, exp).typing
+    assert typing is not None and typing.keys == (("chunk_column", "id"),)

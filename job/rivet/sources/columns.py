@@ -57,6 +57,15 @@ def overrides(typing: ColumnTyping | None, names: Sequence[str]) -> dict[str, st
                 f"the export's result has no column {name!r} (columns: {shown})",
                 "name a column of the table or query exactly as the database spells it, or remove the entry",
             )
+    for field, column in typing.keys:
+        if column in dict(typing.overrides):
+            raise ConfigError(
+                f"{typing.path}.columns.{column}",
+                f"{column!r} is the export's {field}, which plans and resumes the run in the database's own"
+                " order and type",
+                f"remove the override, or export the column a second time under another name in a query"
+                f" (e.g. SELECT *, {column}::text AS {column}_text)",
+            )
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ConfigError(
@@ -65,6 +74,11 @@ def overrides(typing: ColumnTyping | None, names: Sequence[str]) -> dict[str, st
             "give every column of the query its own name (AS ...) to use columns:",
         )
     return dict(typing.overrides)
+
+
+def key_columns(typing: ColumnTyping | None) -> set[str]:
+    """The columns the export plans or resumes by: they keep the database's type (never read as text)."""
+    return {column for _, column in typing.keys} if typing is not None else set()
 
 
 def override_hint(name: str) -> str:

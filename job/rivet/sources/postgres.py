@@ -21,7 +21,7 @@ import pyarrow as pa
 from rivet.config.model import SourceConfig, SourceType
 from rivet.errors import SourceError
 from rivet.sources import liveness, pg_parallel
-from rivet.sources.columns import is_text, overrides
+from rivet.sources.columns import is_text, key_columns, overrides
 from rivet.sources.conform import ROW_KEY, conform_pg_batch, rechunk
 from rivet.sources.failures import pg_error
 from rivet.sources.pg_types import PgColumn, PgTypeInfo, catalog_oids_needed, column_field, quote_ident
@@ -111,7 +111,8 @@ class PostgresSource:
                 raise self.error(exc, "describe") from None
         wanted = overrides(query.typing, [c.name for c in columns])
         csv = query.typing is not None and query.typing.csv
-        schema = pa.schema([column_field(c, catalog, wanted.get(c.name), csv) for c in columns])
+        keys = key_columns(query.typing)  # an unconstrained numeric key stays refused: it is no text
+        schema = pa.schema([column_field(c, catalog, wanted.get(c.name), csv and c.name not in keys) for c in columns])
         if any(is_text(f) and pa.types.is_decimal(f.type) for f in schema):
             schema = schema.with_metadata({ROW_KEY: json.dumps(self._row_key(query, schema.names)).encode()})
         return schema

@@ -34,6 +34,7 @@ class ColumnTyping:
     overrides: tuple[tuple[str, str], ...] = ()
     csv: bool = False
     path: str = "exports[0]"
+    keys: tuple[tuple[str, str], ...] = ()  # (field, column): chunk_column, cursor_column, time_column
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def relation(engine: SourceType, exp: ExportConfig) -> str:
 
 def select_all(engine: SourceType, exp: ExportConfig) -> Query:
     """Every row of the export, carrying its column typing (`columns:` overrides, CSV) to `describe`."""
-    typing = ColumnTyping(exp.columns, exp.format is Format.CSV, exp.path)
+    keys = (("chunk_column", exp.chunk_column), ("cursor_column", exp.cursor_column), ("time_column", exp.time_column))
+    typing = ColumnTyping(exp.columns, exp.format is Format.CSV, exp.path, tuple((k, c) for k, c in keys if c))
     return Query((f"SELECT * FROM {relation(engine, exp)}",), (), typing)
 
 
