@@ -127,6 +127,14 @@ def _pg_exports(tables: dict[str, Table], dest: Dest, mode: str) -> list[dict[st
         e("plain_arr_parquet", "plain_arr", "parquet"),
         e("plain_arr_csv", "plain_arr", "csv"),
         e("unknown_column", "num", "csv", nope="string"),
+        {  # a query export has no primary key: the refused row is named by its position in the part
+            "name": f"{mode}_query_dec_parquet",
+            "query": f"SELECT rid, amount FROM {tables['scale'].name} ORDER BY rid",
+            "mode": "full",
+            "format": "parquet",
+            "destination": dest.yaml(),
+            "columns": {"amount": "decimal(38,10)"},
+        },
     ]
 
 
@@ -242,6 +250,7 @@ def test_decimal_override_refuses_what_does_not_fit_naming_the_key(pg_outcome: d
     )
     _refused(outcome, f"{mode}_nan_dec_parquet", f"holds NaN in the row with rid = {CLEAN + 2}", "no NaN or infinity")
     _refused(outcome, f"{mode}_inf_dec_csv", f"holds -Infinity in the row with rid = {CLEAN + 1}")
+    _refused(outcome, f"{mode}_query_dec_parquet", f"holds 0.00000000001 in row {CLEAN + 1} of the part")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -338,7 +347,47 @@ def test_mariadb_decimal_overrides(
     _refused(
         outcome,
         "my_misfit",
-        f'column "d" (decimal(65,30)) holds 0.000000000010000000000000000000 in row {CLEAN + 1} of the part',
+        f'column "d" (decimal(65,30)) holds 0.000000000010000000000000000000 in the row with rid = {CLEAN + 1}',
         "it has 11 digits after the point and the scale is 10",
     )
     _refused(outcome, "my_int_decimal", 'column "rid" has type int: a decimal override applies to decimal columns only')
+
+
+# --- a run planned under one set of overrides is not continued under another -------------------------
+
+
+def test_chunk_with_other_overrides_than_planned_is_refused(
+    pg_outcome: dict[str, Outcome], make_dest: Callable[[str], Dest], tmp_path: Path
+) -> None:
+    """`rivet plan` under `amount: string`, then `rivet chunk` with `decimal(38,10)`: the schema fingerprint
+    the plan recorded differs, so the chunk is refused (SchemaChanged) before writing anything."""
+    table = pg_outcome["off"].tables["fit"]
+    dest = make_dest("local")
+
+    def cfg(columns: dict[str, str], name: str) -> Path:
+        exp = export_entry("ov", table, dest, "parquet", mode="chunked", chunk_column="rid", chunk_count=2)
+        return config(tmp_path / name, table, [{**exp, "columns": columns}])
+
+    planned = cli(table, dest, "plan", "-c", str(cfg({"amount": "string"}, "a.yaml")), "-e", "ov", "--run-id", "r1")
+    assert planned.code == 0, planned.output[-3000:]
+    plan = planned.stdout.strip()
+    same = cli(
+        table,
+        dest,
+        "chunk",
+        "-c",
+        str(cfg({"amount": "string"}, "b.yaml")),
+        "-e",
+        "ov",
+        "--run-id",
+        "r1",
+        "--chunk",
+        "1",
+        "--plan",
+        plan,
+    )
+    assert same.code == 0, same.output[-3000:]
+    other = cfg({"amount": "decimal(38,10)"}, "c.yaml")
+    changed = cli(table, dest, "chunk", "-c", str(other), "-e", "ov", "--run-id", "r1", "--chunk", "2", "--plan", plan)
+    assert changed.code == 5 and '"reason":"SchemaChanged"' in changed.stdout, changed.output[-3000:]
+    assert not [k for k in dest.keys("cx/ov/r1/") if "part-000002" in k], dest.keys("cx/ov/r1/")

@@ -68,7 +68,7 @@ def test_columns_must_be_a_mapping() -> None:
 
 def test_select_all_carries_the_typing_through_chunk_predicates() -> None:
     exp = load_config_text(CONFIG % ("csv", "{a: string}")).exports[0]
-    typing = ColumnTyping((("a", "string"),), True, "exports[0]")
+    typing = ColumnTyping((("a", "string"),), True, "exports[0]", (), "t")
     assert select_all(SourceType.POSTGRES, exp).typing == typing
     assert (select_all(SourceType.POSTGRES, exp) + " WHERE x").wrap("(", ")").typing == typing
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import socket
@@ -29,7 +30,7 @@ from rivet.errors import SourceError, UnsupportedTypeError
 from rivet.log import log
 from rivet.sources import liveness
 from rivet.sources.columns import is_text, overrides
-from rivet.sources.conform import conform_batch, rechunk
+from rivet.sources.conform import ROW_KEY, conform_batch, rechunk
 from rivet.sources.failures import mysql_error, stalled, unreachable
 from rivet.sources.mysql_types import MyField, column_field, invalid_date_refusal, quote_ident
 from rivet.sources.query import Query, mysql_literal
@@ -137,7 +138,31 @@ class MysqlSource:
             except pymysql.Error as exc:
                 raise mysql_error(exc, self._url, self._timeout_s, "describe") from None
         wanted = overrides(query.typing, [f.name for f in fields])
-        return pa.schema([column_field(f, wanted.get(f.name)) for f in fields])
+        schema = pa.schema([column_field(f, wanted.get(f.name)) for f in fields])
+        if query.typing is not None and any(is_text(f) and pa.types.is_decimal(f.type) for f in schema):
+            key = self._row_key(query.typing.table, schema.names)
+            schema = schema.with_metadata({ROW_KEY: json.dumps(key).encode()})
+        return schema
+
+    def _row_key(self, table: str | None, names: list[str]) -> list[str]:
+        """The table's primary key columns, to name a refused row (none for a query export)."""
+        if not table:
+            return []
+        schema, _, name = table.rpartition(".")
+        sql = (
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY'"
+            " AND TABLE_NAME = %s AND TABLE_SCHEMA = "
+            + ("%s" if schema else "DATABASE()")
+            + " ORDER BY ORDINAL_POSITION"
+        )
+        with self._lock:
+            try:
+                with self._conn.cursor() as cur:
+                    cur.execute(sql, (name, schema) if schema else (name,))
+                    key = [str(r[0]) for r in cur.fetchall()]
+            except pymysql.Error as exc:
+                raise mysql_error(exc, self._url, self._timeout_s, "describe") from None
+        return key if key and all(k in names for k in key) else []
 
     def scalar(self, query: Query) -> Any:
         """First column of the first row, or None. Temporal values are naive UTC. Values bound by PyMySQL."""

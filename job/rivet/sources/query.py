@@ -35,6 +35,7 @@ class ColumnTyping:
     csv: bool = False
     path: str = "exports[0]"
     keys: tuple[tuple[str, str], ...] = ()  # (field, column): chunk_column, cursor_column, time_column
+    table: str | None = None  # the export's `table:` as written (None for a query export)
 
 
 @dataclass(frozen=True)

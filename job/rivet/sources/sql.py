@@ -42,7 +42,9 @@ def relation(engine: SourceType, exp: ExportConfig) -> str:
 def select_all(engine: SourceType, exp: ExportConfig) -> Query:
     """Every row of the export, carrying its column typing (`columns:` overrides, CSV) to `describe`."""
     keys = (("chunk_column", exp.chunk_column), ("cursor_column", exp.cursor_column), ("time_column", exp.time_column))
-    typing = ColumnTyping(exp.columns, exp.format is Format.CSV, exp.path, tuple((k, c) for k, c in keys if c))
+    typing = ColumnTyping(
+        exp.columns, exp.format is Format.CSV, exp.path, tuple((k, c) for k, c in keys if c), exp.table
+    )
     return Query((f"SELECT * FROM {relation(engine, exp)}",), (), typing)
 
 
