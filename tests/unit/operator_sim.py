@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rivet_operator.controller.export import decide_export
+from rivet_operator.controller.export import decide_export, ledger_reads
 from rivet_operator.controller.model import (
     ConfigMapView,
     Create,
@@ -142,6 +142,7 @@ class Sim:
     events: list[Emit] = field(default_factory=list)
     export: dict[str, Any] | None = None
     last: Decision | None = None
+    reads: list[int | None] = field(default_factory=list)  # shards read per reconcile (None: all listed)
 
     @property
     def owner(self) -> Owner:
@@ -174,6 +175,7 @@ class Sim:
             )
             for n, cm in self.configmaps.items()
         )
+        reads = self.ledger_reads(jobs)
         return Observed(
             owner=self.owner,
             generation=self.generation,
@@ -187,9 +189,19 @@ class Sim:
             ledgers=tuple(
                 LedgerView(n, lg["metadata"]["labels"][names.L_RUN], dict(lg["status"]["records"]))
                 for n, lg in self.ledgers.items()
+                if reads is None or n in reads
             ),
+            ledger_complete=reads is None,
             export=self.export,
         )
+
+    def ledger_reads(self, jobs: tuple[JobView, ...]) -> set[str] | None:
+        """The shard names the shell would read (export.ledger_reads), None: all."""
+        run_id = str(self.status.get("runId"))
+        chunks = [j.chunk for j in jobs if j.chunk is not None and j.run == names.run_key(run_id)]
+        reads = ledger_reads(self.status, chunks) if self.kind == "RivetExport" else None
+        self.reads.append(None if reads is None else len(reads))
+        return None if reads is None else {names.ledger_shard(self.owner, run_id, n) for n in reads}
 
     def step(self) -> Decision:
         decide = decide_export if self.kind == "RivetExport" else decide_validation

@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 from rivet.contract.fingerprint import ledger_digest
-from rivet_operator.controller.model import Create, Put
+from rivet_operator.controller import export
+from rivet_operator.controller.model import Create, Put, WriteLedger
 from rivet_operator.controller.outcomes import RUNNING
 from rivet_operator.runtime import metrics
 from rivet_operator.specs import configmaps, events, names
@@ -217,3 +218,51 @@ def test_an_exports_metric_series_go_with_it() -> None:
     metrics.forget_export("ns-gone", "nightly-1")
     assert metrics.series_count() == before - 6  # four gauges of the run, its duration, its outcome
     metrics.forget_export("ns-gone", "nightly-1")  # twice (a second DELETED event) is fine
+
+
+def test_a_long_run_reads_only_the_ledger_shards_that_can_change() -> None:
+    """2,500 chunks (3 shards): while exporting a reconcile reads the shard its running chunks write to, not
+    every finished record; the tail and finalize read everything, and the transport holds every record."""
+    sim = planned(Sim(), chunks=2_500)
+    steps = 0
+    while not sim.jobs_of("finalize"):
+        commit_running(sim)
+        sim.step()
+        steps += 1
+        assert steps < 2_000
+    exporting_reads = [r for r in sim.reads[3:-3] if r is not None]
+    assert exporting_reads and max(exporting_reads) <= 2  # never the whole ledger mid-run
+    assert sim.status["chunks"]["committedRanges"] == "1-2500" and sim.status["rowsWritten"] == 2_500_000
+    assert sim.status["ledger"]["shards"] == {
+        "0": {"count": 1000, "rows": 1_000_000, "bytes": 100_000_000},
+        "1": {"count": 1000, "rows": 1_000_000, "bytes": 100_000_000},
+        "2": {"count": 500, "rows": 500_000, "bytes": 50_000_000},
+    }
+    (fin,) = sim.jobs_of("finalize")
+    recorded = {k: v for lg in sim.ledgers.values() for k, v in lg["status"]["records"].items()}
+    assert len(recorded) == 2_500
+    args = args_of(sim, fin)
+    assert args[args.index("--ledger-digest") + 1] == ledger_digest(recorded.items())
+    transport = {k: v for cm in sim.configmaps.values() for k, v in cm["data"].items()}
+    assert transport == recorded
+
+
+def test_a_crash_between_the_ledger_write_and_the_status_neither_loses_nor_double_counts() -> None:
+    sim = planned(Sim(), chunks=2_100)
+    for _ in range(600):  # well into shard 0
+        commit_running(sim)
+        sim.step()
+    (name, *_) = sim.jobs_of("chunk")
+    idx = int(sim.jobs[name].labels[names.L_CHUNK])
+    sim.succeed(name, chunk_result(idx))
+    decision = export.decide_export(sim.observed(), sim.settings)
+    for action in decision.of(WriteLedger):  # the record lands; the operator dies before the status patch
+        shard = sim.ledgers.setdefault(action.body["metadata"]["name"], {**action.body, "status": {"records": {}}})
+        shard["status"]["records"][action.key] = action.record
+    before = sim.status["rowsWritten"]
+    sim.step()  # the restarted operator: the Job is still there, so its shard is read
+    assert sim.status["rowsWritten"] == before + 1000 and name not in sim.jobs
+    while not sim.jobs_of("finalize"):
+        commit_running(sim)
+        sim.step()
+    assert sim.status["rowsWritten"] == 2_100_000 and sim.status["chunks"]["committed"] == 2_100

@@ -313,6 +313,20 @@ def export_status() -> dict[str, Any]:
                 "maxLength": 65536,
                 "description": "the run's rivet.yaml (no secrets), rendered when it started: every Job of the run gets it",
             },
+            "ledger": {
+                **_obj(
+                    {
+                        "shards": {
+                            "type": "object",
+                            "maxProperties": 100,
+                            "additionalProperties": _obj({"count": INT, "rows": INT, "bytes": INT}),
+                            "description": "per RivetLedger shard: committed chunks, rows and bytes",
+                        }
+                    }
+                ),
+                "nullable": True,
+                "description": "what the run's ledger holds, kept by the operator so full shards need no read",
+            },
             "ignoredObjects": {
                 "type": "array",
                 "maxItems": 20,

@@ -305,6 +305,7 @@ def _start(s: Step, why: str) -> None:
         retries=None,
         cursor=_cursor_for_run(s),
         runConfig=render_yaml(obs.owner.name, obs.spec),
+        ledger=None,
     )
     if why == "spec" and previous:
         s.event("SpecChanged", f"the run-defining spec changed since run {previous}: starting run {run_id}")
@@ -473,9 +474,34 @@ def _plan(s: Step, refused: tuple[str, str] | None) -> bool:
     return False
 
 
+def ledger_reads(status: dict[str, Any], job_chunks: list[int]) -> list[int] | None:
+    """Which RivetLedger shards a reconcile reads (None: all of them). While exporting, only the shards that
+    can change or whose chunks the decision needs: partly filled ones, and those holding a chunk with a Job
+    (a record may have reached the shard just before a crash, ahead of the status that counts it). A full
+    shard is summarised in `status.ledger.shards` (count, rows, bytes), which only the operator writes; an
+    empty one without Jobs holds nothing. Starting and finalizing read every shard (fence, transport), and so
+    does the tail of a run, once every chunk still to commit has a Job."""
+    if status.get("stage") != "exporting":
+        return None
+    shards = (status.get("ledger") or {}).get("shards")
+    if not isinstance(shards, dict):
+        return None  # a status from before the summary: read all once, the summary follows
+    total = int((status.get("plan") or {}).get("chunkCount") or 0)
+    known = sum(int((entry or {}).get("count") or 0) for entry in shards.values())
+    if known + len(set(job_chunks)) >= total:
+        return None  # the run's tail: this reconcile may commit the last chunk and hand the ledger to finalize
+    want = {configmaps.shard_of(c) for c in job_chunks}
+    for key, entry in shards.items():
+        count = int((entry or {}).get("count") or 0)
+        if 0 < count < configmaps.capacity(int(key), total):
+            want.add(int(key))
+    return sorted(want)
+
+
 def _ledger(s: Step) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
     """The current run's commit records (parsed by chunk, and as recorded), from the RivetLedger shards only
-    the operator writes. ConfigMaps are never read back: anyone with ConfigMap rights could plant one."""
+    the operator writes. ConfigMaps are never read back: anyone with ConfigMap rights could plant one. While
+    exporting only the shards `ledger_reads` named were read: see `_committed` for the rest."""
     run = names.run_key(str(s.get("runId")))
     shards = [lg.records for lg in s.obs.ledgers if lg.run == run]
     shards.append({a.key: a.record for a in s.actions if isinstance(a, WriteLedger)})  # recorded this reconcile
@@ -492,6 +518,38 @@ def _planned_over(plan: dict[str, Any]) -> str:
 
 def _records(s: Step) -> dict[int, dict[str, Any]]:
     return _ledger(s)[0]
+
+
+def _committed(s: Step, records: dict[int, dict[str, Any]], total: int) -> tuple[set[int], dict[str, Any]]:
+    """Every committed chunk of the run and the per-shard summary to keep in status: shards read this
+    reconcile are counted from their records, the others taken from the status summary (full shards: all
+    their chunks; a shard not read and not summarised holds none)."""
+    run = names.run_key(str(s.get("runId")))
+    read = {configmaps.shard_of(i) for i in records}
+    read |= {
+        int(lg.name.rsplit("-", 1)[1]) for lg in s.obs.ledgers if lg.run == run and lg.name.rsplit("-", 1)[1].isdigit()
+    }
+    known = (s.get("ledger") or {}).get("shards") or {}
+    committed = set(records)
+    shards: dict[str, Any] = {}
+    for n in range(configmaps.shard_count(total)):
+        if n in read or s.obs.ledger_complete:
+            mine = [r for i, r in records.items() if configmaps.shard_of(i) == n]
+            if mine:
+                shards[str(n)] = {
+                    "count": len(mine),
+                    "rows": sum(int(r.get("rows") or 0) for r in mine),
+                    "bytes": sum(int(r.get("size_bytes") or 0) for r in mine),
+                }
+            continue
+        entry = known.get(str(n))
+        if not entry:
+            continue
+        shards[str(n)] = dict(entry)
+        if int(entry.get("count") or 0) >= configmaps.capacity(n, total):
+            lo = n * configmaps.SHARD_SIZE + 1
+            committed.update(range(lo, lo + configmaps.capacity(n, total)))
+    return committed, shards
 
 
 def _export(s: Step, refused: tuple[str, str] | None) -> bool:
@@ -535,10 +593,11 @@ def _export(s: Step, refused: tuple[str, str] | None) -> bool:
         if s.get("stage") == "failed":
             _progress(s, records, total, running)
             return False
+    committed = _progress(s, records, total, running)
     if not refused and not spec.get("suspend"):
-        _start_chunks(s, records, running, total)
-    _progress(s, records, total, running)
-    if len(records) >= total and not running:
+        _start_chunks(s, committed, running, total)
+        _progress(s, records, total, running)
+    if len(committed) >= total and not running:
         s.set(stage="finalizing")
         s.event("ChunksCommitted", f"all {total} chunks committed; writing manifest.json then _SUCCESS")
         return True
@@ -547,13 +606,13 @@ def _export(s: Step, refused: tuple[str, str] | None) -> bool:
     if refused:
         _hold(s, refused)
     elif spec.get("suspend"):
-        s.phase("Suspended", "Suspended", f"run {run_id} suspended at {len(records)}/{total} chunks")
+        s.phase("Suspended", "Suspended", f"run {run_id} suspended at {len(committed)}/{total} chunks")
     else:
-        s.phase("Running", "Exporting", f"run {run_id}: {len(records)}/{total} chunks committed")
+        s.phase("Running", "Exporting", f"run {run_id}: {len(committed)}/{total} chunks committed")
     return False
 
 
-def _start_chunks(s: Step, records: dict[int, dict[str, Any]], running: set[int], total: int) -> None:
+def _start_chunks(s: Step, records: set[int], running: set[int], total: int) -> None:
     """Start chunk Jobs in the free slots of `parallelism`. A chunk waiting out its retry backoff holds its
     slot: in a source outage no new chunks pile up behind failing ones, and `status.retries` never holds
     more chunk entries than `parallelism` (the CRD allows 256, its map 300)."""
@@ -578,13 +637,17 @@ def _start_chunks(s: Step, records: dict[int, dict[str, Any]], running: set[int]
         running.add(idx)
 
 
-def _progress(s: Step, records: dict[int, dict[str, Any]], total: int, running: set[int]) -> None:
-    waiting = sum(1 for k in _retries(s) if k.isdigit() and int(k) not in records)
+def _progress(s: Step, records: dict[int, dict[str, Any]], total: int, running: set[int]) -> set[int]:
+    """Progress and the ledger summary into status; returns every committed chunk."""
+    committed, shards = _committed(s, records, total)
+    waiting = sum(1 for k in _retries(s) if k.isdigit() and int(k) not in committed)
     s.set(
-        chunks=progress(list(records), total, len(running), waiting),
-        rowsWritten=sum(int(r.get("rows") or 0) for r in records.values()),
-        bytesWritten=sum(int(r.get("size_bytes") or 0) for r in records.values()),
+        chunks=progress(sorted(committed), total, len(running), waiting),
+        rowsWritten=sum(int(e["rows"]) for e in shards.values()),
+        bytesWritten=sum(int(e["bytes"]) for e in shards.values()),
+        ledger={"shards": shards},
     )
+    return committed
 
 
 def _finalize(s: Step, refused: tuple[str, str] | None) -> None:
@@ -593,6 +656,10 @@ def _finalize(s: Step, refused: tuple[str, str] | None) -> None:
     plan = s.get("plan") or {}
     total = int(plan.get("chunkCount") or 0)
     shards = tuple(names.ledger_shard(owner, run_id, n) for n in range(configmaps.shard_count(total)))
+    if not s.obs.ledger_complete:  # the reconcile that committed the last chunk read only the open shards
+        s.requeue_in(0)
+        s.phase("Running", "Finalizing", f"run {run_id}: all {total} chunks committed; finalizing")
+        return
     _, texts = _ledger(s)
     args = job_specs.finalize_args(
         exp,

@@ -69,6 +69,7 @@ class Observed:
     pods: tuple[PodView, ...] = ()
     configmaps: tuple[ConfigMapView, ...] = ()
     ledgers: tuple[LedgerView, ...] = ()
+    ledger_complete: bool = True  # every shard of the run was read (False: only those that can change)
     export: dict[str, Any] | None = None  # RivetValidation: the referenced RivetExport, when it exists
     body: dict[str, Any] = field(default_factory=dict)  # the object as read (a schedule decides on all of it)
     children: tuple[dict[str, Any], ...] = ()  # RivetSchedule: the RivetExports carrying its label

@@ -54,7 +54,7 @@ def register(kind: Kind) -> Kind:
     return kind
 
 
-register(Kind("rivetexports", "RivetExport", export.decide_export, export.needs_visit, ledger=True))
+register(Kind("rivetexports", "RivetExport", export.decide_export, export.needs_visit, ledger=export.ledger_reads))
 register(Kind("rivetvalidations", "RivetValidation", validation.decide_validation, validation.needs_visit, True))
 register(
     Kind(

@@ -32,6 +32,11 @@ def shard_of(chunk: int) -> int:
     return (chunk - 1) // SHARD_SIZE
 
 
+def capacity(shard: int, total_chunks: int) -> int:
+    """How many chunks of a `total_chunks` plan shard `shard` holds once every one is committed."""
+    return max(0, min(SHARD_SIZE, total_chunks - shard * SHARD_SIZE))
+
+
 def shard_count(total_chunks: int) -> int:
     return 0 if total_chunks <= 0 else shard_of(total_chunks) + 1
 
