@@ -13,6 +13,7 @@ kept in this module so their status is visible on its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from tests.correctness.conftest import loader_for
 from tests.correctness.harness import Col, Dest, cli, config, execute, export_entry
 
 CLEAN_ROWS = 1500
+ARROW_SPELLING = re.compile(r"extension<|decimal128|decimal256|time64|timestamp\[|date32|\bbool\b|\butf8\b|int32|int64")
 
 
 @dataclass(frozen=True)
@@ -140,4 +142,5 @@ def test_unrepresentable_value_is_refused_before_writing(
     assert "e.g." in error or "cast" in error.lower() or "fix" in error.lower(), (
         f"the error should say how to fix it: {error}"
     )
+    assert not ARROW_SPELLING.search(error), f"the error should name the database's types, not Arrow's: {error}"
     assert left == [], f"a refused export left objects behind: {left[:10]}"

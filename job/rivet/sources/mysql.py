@@ -260,9 +260,11 @@ class MysqlSource:
             times = [f.name for f in schema if f.type == pa.time64("us")]
             names = ", ".join(f'"{n}"' for n in times) or "a TIME column"
             cast = f"CAST({quote_ident(times[0])} AS CHAR)" if times else "CAST(col AS CHAR)"
+            override = f"columns: {{{times[0]}: string}}" if times else "columns: {<column>: string}"
             return UnsupportedTypeError(
-                f"column {names} holds a TIME value outside 00:00:00..23:59:59, which has no exact Arrow "
-                f"mapping: cast it in a query, e.g. {cast}"
+                f"column {names} holds a TIME value outside 00:00:00..23:59:59, which has no exact value (time:"
+                f" Arrow times span one day): set {override} on the export (its exact text), or cast it in a"
+                f" query, e.g. {cast}"
             )
         return invalid_date_refusal(text, schema) or mysql_error(exc, self._url, self._timeout_s, "read")
 
