@@ -72,9 +72,10 @@ EXPORT_KEYS = {
     "compression",
     "destination",
     "verify",
+    "columns",
 }
 # Engine keys the operator's RivetExport does not expose (yet): accepted in rivet.yaml, never rendered by it.
-CLI_EXPORT_KEYS = {"chunk_by_key", "columns"}
+CLI_EXPORT_KEYS = {"chunk_by_key"}
 DEST_KEYS: dict[DestinationType, set[str]] = {
     DestinationType.LOCAL: {"type", "path"},
     DestinationType.S3: {

@@ -92,6 +92,18 @@ EXPORT_FIELDS: tuple[Field, ...] = (
     _enum("format", Format, True, default=Format.PARQUET),
     _enum("compression", Compression, True),
     _enum("verify", Verify, False),  # how validate checks parts: never changes the data
+    Field(
+        "columns",
+        {
+            "type": "object",
+            "maxProperties": 256,
+            "additionalProperties": {"type": "string", "maxLength": 32},
+            "description": 'per column: "string" (the database\'s exact text) or "decimal(p,s)" (a value that does'
+            " not fit is refused); e.g. an unconstrained numeric for Parquet",
+        },
+        "columns",
+        True,
+    ),
 )
 
 # source.tuning: how the engine reads, not what it reads. Defaults are the engine's own (`Tuning`).
