@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import math
 from typing import Any
 
@@ -50,33 +51,29 @@ def plan_for(
     """Pure: the plan for given bounds in the key's unit, or a keyset plan's encoded boundaries (a resume
     passes the ones it stored)."""
     chunked = exp.mode is Mode.CHUNKED
-    if is_keyset(exp, key_kind):
-        assert key_kind is not None
-        return Plan(
-            engine=str(engine),
-            relation=exp.table or (exp.query or "").strip(),
-            mode=exp.mode.value,
-            format=exp.format.value,
-            compression=exp.effective_compression.value,
-            chunk_column=exp.chunk_column,
-            chunk_size=None if exp.chunk_count else (exp.chunk_size or DEFAULT_CHUNK_SIZE),
-            chunk_count_requested=exp.chunk_count,
-            key_kind=key_kind.value,
-            keyset=True,
-            boundaries=tuple(boundaries or ()),
-        )
-    bounded = chunked and lo is not None and hi is not None
-    return Plan(
+    plan = functools.partial(
+        Plan,
         engine=str(engine),
         relation=exp.table or (exp.query or "").strip(),
         mode=exp.mode.value,
         format=exp.format.value,
         compression=exp.effective_compression.value,
         chunk_column=exp.chunk_column,
+        chunk_count_requested=exp.chunk_count,
+    )
+    if is_keyset(exp, key_kind):
+        assert key_kind is not None
+        return plan(
+            chunk_size=None if exp.chunk_count else (exp.chunk_size or DEFAULT_CHUNK_SIZE),
+            key_kind=key_kind.value,
+            keyset=True,
+            boundaries=tuple(boundaries or ()),
+        )
+    bounded = chunked and lo is not None and hi is not None
+    return plan(
         lo=lo if bounded else None,
         hi=hi if bounded else None,
         chunk_size=chunk_size_for(lo, hi, exp.chunk_size, exp.chunk_count) if chunked else None,
-        chunk_count_requested=exp.chunk_count,
         key_kind=key_kind.value if chunked and key_kind not in (None, KeyKind.INT) else None,
     )
 

@@ -166,15 +166,8 @@ class MysqlSource:
 
     def scalar(self, query: Query) -> Any:
         """First column of the first row, or None. Temporal values are naive UTC. Values bound by PyMySQL."""
-        text, params = _bound(query)
-        with self._lock:
-            try:
-                with self._conn.cursor() as cur:
-                    cur.execute(text, params)
-                    row = cur.fetchone()
-            except pymysql.Error as exc:
-                raise mysql_error(exc, self._url, self._timeout_s, "query") from None
-        return row[0] if row else None
+        column = self.column(query)
+        return column[0] if column else None
 
     def column(self, query: Query) -> list[Any]:
         """First column of every row (values bound by PyMySQL)."""

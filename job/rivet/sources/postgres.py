@@ -139,13 +139,8 @@ class PostgresSource:
 
     def scalar(self, query: Query) -> Any:
         """First column of the first row, or None when there is no row (values bound by psycopg)."""
-        text, params = query.pyformat()
-        with self._lock:
-            try:
-                row = self._conn.execute(text, params or None).fetchone()
-            except psycopg.Error as exc:
-                raise self.error(exc, "query") from None
-        return row[0] if row else None
+        column = self.column(query)
+        return column[0] if column else None
 
     def column(self, query: Query) -> list[Any]:
         """First column of every row (values bound by psycopg)."""
