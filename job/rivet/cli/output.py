@@ -48,12 +48,14 @@ def compact(obj: dict[str, Any], keep: int = 5) -> dict[str, Any]:
 
 
 def write_termination(path: str, text: str) -> None:
-    """Kubernetes keeps at most 4 KiB of the termination message: trim rather than lose the record."""
+    """Kubernetes keeps at most 4 KiB of the termination message: trim rather than lose the record. A
+    commit record's `key_range` is dropped, never shortened (finalize takes it from the plan, and a shortened
+    one would reach the manifest as text); the Job's own remarks are shortened."""
     if len(text.encode()) > TERMINATION_LIMIT:
         obj = json.loads(text)
         for key in ("quarantined", "key_range", "error"):
             if key in obj and len(text.encode()) > TERMINATION_LIMIT:
-                obj[key] = str(obj[key])[:512]
+                obj[key] = None if key == "key_range" else str(obj[key])[:512]
                 text = json.dumps(obj, separators=(",", ":"))
         text = text[: TERMINATION_LIMIT - 1]
     try:

@@ -5,6 +5,7 @@ One certifier for `rivet run`, the finalize Job and repair; one place that withd
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -118,6 +119,9 @@ def certify(
     """The only writer of manifest.json and `_SUCCESS`: verify every part (M1), write the manifest, then
     `_SUCCESS` holding its fingerprint (M2, M7). Returns (manifest fingerprint, `_SUCCESS` body)."""
     previous = dest.head(MANIFEST_KEY)  # what this run may replace: nothing, or exactly this version
+    # a part's key range is the plan's for its chunk, whatever a record carried (a termination message
+    # over 4 KiB drops it): the manifest always shows the planned range
+    records = [dataclasses.replace(r, key_range=ctx.plan.chunk(r.chunk).key_range) for r in records]
     verify_parts(dest, records)
     schema_fp = schema_of(records, ctx.schema_fp)
     manifest = build_manifest(run_info(ctx, dest, started_at, records, cursor_start), records, schema_fp)
