@@ -591,12 +591,12 @@ def _export(s: Step, refused: tuple[str, str] | None) -> bool:
             continue
         _failed_step(s, str(idx), job, "ChunkFailed", f"chunk {idx}")
         if s.get("stage") == "failed":
-            _progress(s, records, total, running)
+            _progress(s, *_committed(s, records, total), total, running)
             return False
-    committed = _progress(s, records, total, running)
+    committed, shards = _committed(s, records, total)
     if not refused and not spec.get("suspend"):
         _start_chunks(s, committed, running, total)
-        _progress(s, records, total, running)
+    _progress(s, committed, shards, total, running)
     if len(committed) >= total and not running:
         s.set(stage="finalizing")
         s.event("ChunksCommitted", f"all {total} chunks committed; writing manifest.json then _SUCCESS")
@@ -637,9 +637,8 @@ def _start_chunks(s: Step, records: set[int], running: set[int], total: int) -> 
         running.add(idx)
 
 
-def _progress(s: Step, records: dict[int, dict[str, Any]], total: int, running: set[int]) -> set[int]:
-    """Progress and the ledger summary into status; returns every committed chunk."""
-    committed, shards = _committed(s, records, total)
+def _progress(s: Step, committed: set[int], shards: dict[str, Any], total: int, running: set[int]) -> None:
+    """Progress and the ledger summary into status."""
     waiting = sum(1 for k in _retries(s) if k.isdigit() and int(k) not in committed)
     s.set(
         chunks=progress(sorted(committed), total, len(running), waiting),
@@ -647,7 +646,6 @@ def _progress(s: Step, records: dict[int, dict[str, Any]], total: int, running: 
         bytesWritten=sum(int(e["bytes"]) for e in shards.values()),
         ledger={"shards": shards},
     )
-    return committed
 
 
 def _finalize(s: Step, refused: tuple[str, str] | None) -> None:
