@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Cluster, Helm
-from tests.unit.test_chart import CHART, find_helm
+from tests.e2e.test_chart import require_helm
+from tests.unit.test_chart import CHART
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -35,14 +36,8 @@ USER = "alice"
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster, crds_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A namespace with the chart installed in it, serving it; yields the namespace."""
-    binary = find_helm()
-    if not binary:
-        why = "no helm binary: run `bash tests/cluster/helm.sh` (or set RIVET_HELM)"
-        if os.environ.get("RIVET_E2E_REQUIRE_CLUSTER") == "1" or os.environ.get("RIVET_REQUIRE_SERVERS") == "1":
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
     home = tmp_path_factory.mktemp("helm")
-    helm = Helm(binary, cluster, home)
+    helm = Helm(require_helm(), cluster, home)
     ns = f"e2e-admission-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("label", "namespace", ns, "rivet.test/e2e=true")

@@ -25,6 +25,14 @@ from tests.fixtures.objectstores import S3Server, unique_name
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
+def lake(cluster: Cluster, ns: str, pg: DbServer, s3: S3Server) -> str:
+    """A fresh bucket, and the source and store Secrets every export here reads: the bucket's name."""
+    bucket = unique_name()
+    s3.client().create_bucket(Bucket=bucket)
+    secrets_for(cluster, ns, pg.url, s3)
+    return bucket
+
+
 def wait_status(cluster: Cluster, ns: str, name: str, what: str, test: Any, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     st: dict[str, Any] = {}
@@ -41,9 +49,7 @@ def test_a_forged_ledger_configmap_cannot_make_an_export_skip_a_chunk(
 ) -> None:
     ns = namespace
     seed_pg(pod_pg, "public.forged_e2e", 3_000)
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    bucket = lake(cluster, ns, pod_pg, pod_s3)
     cluster.apply([s3_export("forged", "public.forged_e2e", pod_s3, bucket, "{export}/", parallelism=1)], ns)
     st = wait_status(cluster, ns, "forged", "a run id", lambda st: bool(st.get("runId")))
     uid = cluster.get_json("rivetexport", "forged", namespace=ns)["metadata"]["uid"]
@@ -98,9 +104,7 @@ def test_a_held_run_refuses_a_new_source_and_certifies_one_database(
     server refuses the edit, and fixing the template finishes the run from the one database."""
     ns = namespace
     seed_pg(pod_pg, "public.held_e2e", 5_000)
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    bucket = lake(cluster, ns, pod_pg, pod_s3)
     cluster.create(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src2"}, "stringData": {"url": pod_pg.url}}, ns
     )
@@ -130,9 +134,7 @@ def test_keys_of_an_envfrom_configmap_cannot_change_which_code_a_job_runs(
     absolute path with the loader's variables pinned, so the export is exact and Ready."""
     ns = namespace
     seed_pg(pod_pg, "public.isolated_e2e", 2_000)
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    bucket = lake(cluster, ns, pod_pg, pod_s3)
     cluster.create(
         {
             "apiVersion": "v1",
@@ -176,9 +178,7 @@ def test_a_chunk_failing_again_and_again_is_one_event_with_a_count(
         " BEGIN IF current_query() ILIKE '%copy%' AND k <= 1000 THEN"
         " PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN true; END $$"
     )
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    bucket = lake(cluster, ns, pod_pg, pod_s3)
     spec = s3_export("retry", "unused", pod_s3, bucket, "{export}/", parallelism=1, maxChunkRetries=3)
     del spec["spec"]["table"]
     spec["spec"]["query"] = "SELECT t.* FROM public.retry_e2e t WHERE public.retry_fail(t.id)"
@@ -203,9 +203,7 @@ def test_a_uuid_keyed_table_exports_in_keyset_chunks_each_row_once(
         " CASE WHEN g % 97 = 0 THEN NULL WHEN g % 13 = 0 THEN '00000000-0000-0000-0000-00000000000d'::uuid"
         " ELSE md5(g::text)::uuid END, 'row ' || g FROM generate_series(1, 3000) g"
     )
-    bucket = unique_name()
-    pod_s3.client().create_bucket(Bucket=bucket)
-    secrets_for(cluster, ns, pod_pg.url, pod_s3)
+    bucket = lake(cluster, ns, pod_pg, pod_s3)
     spec = s3_export("uuids", "public.uuid_e2e", pod_s3, bucket, "{export}/", parallelism=3, chunkSize=500)
     spec["spec"]["chunkColumn"] = "k"
     cluster.apply([spec], ns)

@@ -92,9 +92,8 @@ def test_a_wrong_password_says_authentication_failed_and_quotes_no_piece(
     assert server.password not in res.output  # random hex: its 3-character pieces may occur by chance
 
 
-def test_the_fix_the_message_gives_works(server: DbServer, tmp_path: Path) -> None:
-    """A user whose password holds every special character logs in once it is percent-encoded."""
-    user, password = "rivet_special", "Qz7/Kx#Vw?Jm@Yq:Zp%Lr"
+def create_user(server: DbServer, user: str, password: str) -> None:
+    """A login with this password (and every right the exports need), made afresh."""
     if server.engine == "postgres":
         server.execute(f"DROP ROLE IF EXISTS {user}")
         server.execute(f"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'")
@@ -103,6 +102,12 @@ def test_the_fix_the_message_gives_works(server: DbServer, tmp_path: Path) -> No
             server.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
             server.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
             server.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}'")
+
+
+def test_the_fix_the_message_gives_works(server: DbServer, tmp_path: Path) -> None:
+    """A user whose password holds every special character logs in once it is percent-encoded."""
+    user, password = "rivet_special", "Qz7/Kx#Vw?Jm@Yq:Zp%Lr"
+    create_user(server, user, password)
     url = server_url(server, user, quote(password, safe=""))
     res = rivet("run", "-c", str(config(tmp_path, server, url, "out")), db_url=url, timeout=120)
     assert res.code == 0, res.output
@@ -111,17 +116,6 @@ def test_the_fix_the_message_gives_works(server: DbServer, tmp_path: Path) -> No
 
 
 # --- passwords that share words with part keys (issue #21, item 2) ---------------------------------
-
-
-def create_user(server: DbServer, user: str, password: str) -> None:
-    if server.engine == "postgres":
-        server.execute(f"DROP ROLE IF EXISTS {user}")
-        server.execute(f"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'")
-    else:
-        for host in ("%", "localhost"):
-            server.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
-            server.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
-            server.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{host}'")
 
 
 def chunked_config(tmp_path: Path, server: DbServer, url: str, name: str) -> Path:

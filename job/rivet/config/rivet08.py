@@ -7,6 +7,7 @@ the loader's "did you mean".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rivet.config.model import QualityConfig
@@ -116,22 +117,23 @@ def root_flags(root: dict[str, Any]) -> None:
             raise ConfigError(key, "must be true or false")
 
 
-def profile(node: dict[str, Any], path: str) -> str | None:
-    value = node.get("profile")
+def _choice(node: dict[str, Any], key: str, path: str, allowed: Iterable[str]) -> str | None:
+    """`node[key]` if it is one of `allowed` (None when absent); a ConfigError naming the field otherwise."""
+    value = node.get(key)
     if value is None:
         return None
-    if value not in PROFILES:
-        raise ConfigError(f"{path}.profile", f"invalid value {value!r}", "one of: " + ", ".join(PROFILES))
+    if value not in allowed:
+        raise ConfigError(f"{path}.{key}", f"invalid value {value!r}", "one of: " + ", ".join(allowed))
     return str(value)
 
 
+def profile(node: dict[str, Any], path: str) -> str | None:
+    return _choice(node, "profile", path, PROFILES)
+
+
 def environment_profile(src: dict[str, Any], path: str) -> str | None:
-    value = src.get("environment")
-    if value is None:
-        return None
-    if value not in ENVIRONMENTS:
-        raise ConfigError(f"{path}.environment", f"invalid value {value!r}", "one of: " + ", ".join(ENVIRONMENTS))
-    return ENVIRONMENTS[value]
+    value = _choice(src, "environment", path, ENVIRONMENTS)
+    return None if value is None else ENVIRONMENTS[value]
 
 
 def tls_flags(node: dict[str, Any], path: str) -> None:
